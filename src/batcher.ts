@@ -1,0 +1,118 @@
+import { Engine } from "./internal/engine.js";
+import { type BatcherOptions, durationOption, resolveOptions } from "./options.js";
+import type { BatchContext, BatchResult, StopOptions } from "./types.js";
+
+// Symbol.asyncDispose is standard from Node 20 on; older hosts get the registered fallback.
+const asyncDispose: typeof Symbol.asyncDispose =
+  Symbol.asyncDispose ?? (Symbol.for("Symbol.asyncDispose") as typeof Symbol.asyncDispose);
+
+/**
+ * Groups items submitted one at a time with `process()` into batches, runs `processBatch` on each
+ * batch with at most `concurrency` batches at once, and settles every caller with its own result.
+ *
+ * Subclass it and implement `processBatch`, or use `createBatcher(fn, options)`.
+ *
+ * @typeParam T - the item each caller submits
+ * @typeParam R - the result each caller gets
+ */
+export abstract class AsyncBatcher<T, R> implements AsyncDisposable {
+  readonly #engine: Engine<T, R>;
+
+  constructor(options?: BatcherOptions) {
+    this.#engine = new Engine<T, R>(
+      resolveOptions(options),
+      (batch, context) => this.processBatch(batch, context),
+      new.target.name || "AsyncBatcher",
+    );
+  }
+
+  /**
+   * Processes one batch. Return one result per item, in the batch's order (an `Error` at position
+   * `i` rejects item `i` alone), or nothing to resolve every item with `undefined`. A throw or a
+   * rejection rejects every item of the batch with that error.
+   */
+  abstract processBatch(
+    batch: T[],
+    context: BatchContext,
+  ): BatchResult<R> | PromiseLike<BatchResult<R>>;
+
+  /**
+   * Queues one item and resolves with its own result once its batch has run. Rejects with
+   * `QueueFullError` when `maxQueueSize` items are waiting, and with `BatcherStoppedError` once
+   * `stop()` has been called.
+   */
+  process(item: T): Promise<R> {
+    return this.#engine.submit(item);
+  }
+
+  /**
+   * Cuts everything queued now into batches without waiting for `maxQueueTime` (concurrency still
+   * applies), and resolves once those items have settled.
+   */
+  flush(): Promise<void> {
+    return this.#engine.flush();
+  }
+
+  /** Resolves when nothing is queued or in flight. */
+  onIdle(): Promise<void> {
+    return this.#engine.onIdle();
+  }
+
+  /**
+   * Stops the batcher; `process()` rejects with `BatcherStoppedError` from now on.
+   *
+   * Graceful (the default): queued items are cut at once (concurrency still applies) and the
+   * promise resolves when every item has settled; with `timeout`, once it passes, the stop is
+   * forced. Forced: every queued and in-flight item rejects at once with `BatcherStoppedError`
+   * and the `signal` of every running batch is aborted; results that come later are dropped.
+   *
+   * Idempotent: later calls return the same promise, and `{ force: true }` escalates a graceful
+   * stop in progress.
+   */
+  stop(options?: StopOptions): Promise<void> {
+    let force = false;
+    let timeout = Number.POSITIVE_INFINITY;
+    if (options !== undefined) {
+      if (options === null || typeof options !== "object") {
+        return Promise.reject(
+          new TypeError(`stop options must be an object, got ${String(options)}`),
+        );
+      }
+      try {
+        if (options.force !== undefined && typeof options.force !== "boolean") {
+          throw new TypeError(`force must be a boolean, got ${String(options.force)}`);
+        }
+        force = options.force ?? false;
+        timeout = durationOption("timeout", options.timeout, timeout);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+    }
+    return this.#engine.stop(force, timeout);
+  }
+
+  /** True from the first `process()` until `stop()` has completed. */
+  get isRunning(): boolean {
+    return this.#engine.isRunning;
+  }
+
+  /** Items waiting in the queue, not yet in a batch. */
+  get queueSize(): number {
+    return this.#engine.queueSize;
+  }
+
+  /** Items in batches that are being processed. */
+  get inFlight(): number {
+    return this.#engine.inFlight;
+  }
+
+  /** The batcher's name, as used in log lines. */
+  get name(): string {
+    return this.#engine.name;
+  }
+
+  /** A graceful `stop()`, so that `await using batcher = ...` stops it at the end of the block. */
+  [asyncDispose](): Promise<void> {
+    return this.stop();
+  }
+}

@@ -1,0 +1,65 @@
+/**
+ * Every error the library itself creates is a `BatcherError` with a stable `code`.
+ * Errors thrown or returned by the user's batch function reach callers unchanged.
+ */
+
+/** The stable codes of the errors this library throws. */
+export type BatcherErrorCode = "ERR_QUEUE_FULL" | "ERR_BATCHER_STOPPED" | "ERR_BATCH_RESULT";
+
+/** Base class of every error created by the library. Match on `code`, not on the message. */
+export class BatcherError extends Error {
+  override name = "BatcherError";
+  readonly code: BatcherErrorCode;
+
+  constructor(code: BatcherErrorCode, message: string, options?: ErrorOptions) {
+    super(message, options);
+    this.code = code;
+  }
+}
+
+/** `process()` was called while `maxQueueSize` items were already waiting. */
+export class QueueFullError extends BatcherError {
+  override name = "QueueFullError" as const;
+  declare readonly code: "ERR_QUEUE_FULL";
+  /** The `maxQueueSize` that was reached. */
+  readonly maxQueueSize: number;
+
+  constructor(maxQueueSize: number) {
+    super("ERR_QUEUE_FULL", `queue is full: ${maxQueueSize} items are already waiting`);
+    this.maxQueueSize = maxQueueSize;
+  }
+}
+
+/**
+ * The batcher is stopping or stopped: `process()` after `stop()`, or an item still queued or in
+ * flight when a force stop (or a graceful stop's timeout) ended it.
+ */
+export class BatcherStoppedError extends BatcherError {
+  override name = "BatcherStoppedError" as const;
+  declare readonly code: "ERR_BATCHER_STOPPED";
+
+  constructor(message = "batcher is stopped") {
+    super("ERR_BATCHER_STOPPED", message);
+  }
+}
+
+/** The batch function returned something that cannot be matched to the batch's items. */
+export class BatchResultError extends BatcherError {
+  override name = "BatchResultError" as const;
+  declare readonly code: "ERR_BATCH_RESULT";
+  /** Number of items in the batch, so the number of results expected. */
+  readonly expected: number;
+  /** What came back: the array's length, or a description of the value. */
+  readonly received: number | string;
+
+  constructor(expected: number, received: number | string) {
+    super(
+      "ERR_BATCH_RESULT",
+      typeof received === "number"
+        ? `batch function returned ${received} results for a batch of ${expected} items`
+        : `batch function must return an array of ${expected} results or undefined, got ${received}`,
+    );
+    this.expected = expected;
+    this.received = received;
+  }
+}

@@ -1,0 +1,18 @@
+export { AsyncBatcher } from "./batcher.js";
+export { createBatcher } from "./create-batcher.js";
+export {
+  BatcherError,
+  type BatcherErrorCode,
+  BatcherStoppedError,
+  BatchResultError,
+  QueueFullError,
+} from "./errors.js";
+export {
+  type BatcherLogEvent,
+  type BatcherLogger,
+  type BatcherOptions,
+  type Clock,
+  type CutReason,
+  DEFAULTS,
+} from "./options.js";
+export type { BatchContext, BatchFunction, BatchResult, StopOptions } from "./types.js";
