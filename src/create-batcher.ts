@@ -1,5 +1,5 @@
 import { AsyncBatcher } from "./batcher.js";
-import type { BatcherOptions } from "./options.js";
+import { type BatcherOptions, resolveOptions } from "./options.js";
 import type { BatchContext, BatchFunction, BatchResult } from "./types.js";
 
 class FunctionBatcher<T, R> extends AsyncBatcher<T, R> {
@@ -23,12 +23,18 @@ class FunctionBatcher<T, R> extends AsyncBatcher<T, R> {
  * const user = await users.process(42);
  * ```
  */
-export function createBatcher<T, R>(
+// `R = void`: a batch function that returns nothing gives callers `Promise<void>`, not `unknown`.
+export function createBatcher<T, R = void>(
   processBatch: BatchFunction<T, R>,
   options?: BatcherOptions,
 ): AsyncBatcher<T, R> {
   if (typeof processBatch !== "function") {
     throw new TypeError(`processBatch must be a function, got ${typeof processBatch}`);
   }
-  return new FunctionBatcher(processBatch, { name: "AsyncBatcher", ...options });
+  if (options !== undefined && (options === null || typeof options !== "object")) {
+    // Checked here as well: spreading a non-object below would hide it from resolveOptions.
+    resolveOptions(options);
+  }
+  const name = options?.name === undefined ? "AsyncBatcher" : options.name;
+  return new FunctionBatcher(processBatch, { ...options, name });
 }

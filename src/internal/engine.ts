@@ -332,7 +332,7 @@ export class Engine<T, R> {
     const size = settles.length;
     if (result === undefined) {
       for (let i = 0; i < size; i++) (settles[i] as Settle)(undefined);
-      this.#finish(batch, size, undefined);
+      this.#finish(batch, size, false, undefined);
       return;
     }
     if (!Array.isArray(result) || result.length !== size) {
@@ -353,17 +353,17 @@ export class Engine<T, R> {
         (settles[i] as Settle)(value);
       }
     }
-    this.#finish(batch, size - rejected, undefined);
+    this.#finish(batch, size - rejected, false, undefined);
   }
 
   #fail(batch: Batch<T>, error: unknown): void {
     if (batch.done) return;
     rejectAll(batch.settles, error);
-    this.#finish(batch, 0, error);
+    this.#finish(batch, 0, true, error);
   }
 
   /** Bookkeeping once a batch's callers are settled: frees its slot and moves on. */
-  #finish(batch: Batch<T>, resolved: number, error: unknown): void {
+  #finish(batch: Batch<T>, resolved: number, failed: boolean, error: unknown): void {
     batch.done = true;
     batch.settles = NO_SETTLES;
     this.#running.delete(batch);
@@ -375,10 +375,10 @@ export class Engine<T, R> {
         batchId: batch.id,
         size: batch.size,
         durationMs: this.#clock.now() - batch.startedAt,
-        outcome: resolved === 0 && error !== undefined ? "error" : "ok",
+        outcome: failed ? "error" : "ok",
         resolved,
         rejected: batch.size - resolved,
-        ...(error === undefined ? {} : { error }),
+        ...(failed ? { error } : {}),
       });
     }
     const waiters = batch.waiters;
