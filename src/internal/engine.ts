@@ -55,6 +55,13 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 const NO_SETTLES: readonly Settle[] = [];
 
 /**
+ * Clock readings are fractional, and `(t + 4) - t` may come out as 3.9999999999999996: a deadline
+ * closer than this (ms) counts as reached. Without it, float rounding would cut a batch one timer
+ * tick late, or re-arm a 0 ms timer forever on a clock that does not move by itself.
+ */
+const EPSILON_MS = 1e-6;
+
+/**
  * The batcher's engine: queue, scheduler and dispatcher in one small state machine.
  *
  * - The queue holds waiting items FIFO. A batch is *cut* (taken off the queue and counted in
@@ -187,7 +194,8 @@ export class Engine<T, R> {
     if (this.#timer !== undefined) clock.clearTimeout(this.#timer);
     this.#timerAt = at;
     // Host timers have 1 ms resolution and may fire a little early: `#onTimer` checks the clock.
-    this.#timer = clock.setTimeout(this.#onTimer, Math.max(0, Math.ceil(at - this.#now())));
+    const delay = Math.ceil(at - this.#now() - EPSILON_MS);
+    this.#timer = clock.setTimeout(this.#onTimer, Math.max(delay, 0));
   }
 
   #clearTimer(): void {
@@ -221,7 +229,7 @@ export class Engine<T, R> {
     const maxQueueTime = this.#maxQueueTime;
     if (maxQueueTime === 0) return head < this.#tickDue ? "time" : undefined;
     if (maxQueueTime === Number.POSITIVE_INFINITY) return undefined;
-    return this.#now() - queue.headArrival() >= maxQueueTime ? "time" : undefined;
+    return this.#now() >= queue.headArrival() + maxQueueTime - EPSILON_MS ? "time" : undefined;
   }
 
   // ---------------------------------------------------------------------------------------------

@@ -2,7 +2,12 @@
  * The scenarios of the Python AsyncBatcher's own test suite, with fake timers: batch composition,
  * the worked example for each concurrency, queue full, stop and force stop.
  */
-import { AsyncBatcher, BatcherStoppedError, type BatchContext, QueueFullError } from "async-batcher";
+import {
+  AsyncBatcher,
+  type BatchContext,
+  BatcherStoppedError,
+  QueueFullError,
+} from "async-batcher";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
 
 const range = (from: number, to: number) => Array.from({ length: to - from }, (_, i) => from + i);
@@ -34,7 +39,9 @@ class Doubler extends AsyncBatcher<number, number> {
 /** Submits items `from..to` after `delay` ms and collects each result or error. */
 async function callsMaker(batcher: Doubler, delay: number, from: number, to: number) {
   await sleep(delay);
-  return Promise.all(range(from, to).map((i) => batcher.process(i).catch((error: unknown) => error)));
+  return Promise.all(
+    range(from, to).map((i) => batcher.process(i).catch((error: unknown) => error)),
+  );
 }
 
 beforeEach(() => {
@@ -90,29 +97,32 @@ describe("the worked example: batches take 1000 ms", () => {
     { concurrency: 2, starts: [200, 250, 1200, 1250], done: 2250 },
     { concurrency: 3, starts: [200, 250, 400, 1200], done: 2200 },
     { concurrency: Infinity, starts: [200, 250, 400, 600], done: 1600 },
-  ])("concurrency $concurrency: all results in at $done ms", async ({ concurrency, starts, done }) => {
-    const batcher = new Doubler(1000, { maxBatchSize: 10, maxQueueTime: 200, concurrency });
-    let finishedAt = -1;
-    const makers = Promise.all([
-      callsMaker(batcher, 0, 0, 5),
-      callsMaker(batcher, 250, 5, 20),
-      callsMaker(batcher, 400, 20, 30),
-    ]).then((results) => {
-      finishedAt = Date.now();
-      return results;
-    });
-    await vi.advanceTimersByTimeAsync(done - 1);
-    expect(finishedAt).toBe(-1);
-    await vi.advanceTimersByTimeAsync(1);
-    const [first, second, third] = await makers;
-    expect(finishedAt).toBe(done);
-    expect(batcher.batches).toEqual([range(0, 5), range(5, 15), range(15, 25), range(25, 30)]);
-    expect(batcher.spans.map(([start]) => start).sort((a, b) => a - b)).toEqual(starts);
-    expect(first).toEqual(range(0, 5).map((i) => i * 2));
-    expect(second).toEqual(range(5, 20).map((i) => i * 2));
-    expect(third).toEqual(range(20, 30).map((i) => i * 2));
-    await batcher.stop();
-  });
+  ])(
+    "concurrency $concurrency: all results in at $done ms",
+    async ({ concurrency, starts, done }) => {
+      const batcher = new Doubler(1000, { maxBatchSize: 10, maxQueueTime: 200, concurrency });
+      let finishedAt = -1;
+      const makers = Promise.all([
+        callsMaker(batcher, 0, 0, 5),
+        callsMaker(batcher, 250, 5, 20),
+        callsMaker(batcher, 400, 20, 30),
+      ]).then((results) => {
+        finishedAt = Date.now();
+        return results;
+      });
+      await vi.advanceTimersByTimeAsync(done - 1);
+      expect(finishedAt).toBe(-1);
+      await vi.advanceTimersByTimeAsync(1);
+      const [first, second, third] = await makers;
+      expect(finishedAt).toBe(done);
+      expect(batcher.batches).toEqual([range(0, 5), range(5, 15), range(15, 25), range(25, 30)]);
+      expect(batcher.spans.map(([start]) => start).sort((a, b) => a - b)).toEqual(starts);
+      expect(first).toEqual(range(0, 5).map((i) => i * 2));
+      expect(second).toEqual(range(5, 20).map((i) => i * 2));
+      expect(third).toEqual(range(20, 30).map((i) => i * 2));
+      await batcher.stop();
+    },
+  );
 });
 
 describe("queue full", () => {

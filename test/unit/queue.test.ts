@@ -67,7 +67,8 @@ describe("ItemQueue", () => {
       for (const item of items) expect(item).toBe(expected++);
     }
     while (queue.size > 0) {
-      for (const item of queue.take(Math.min(1000, queue.size)).items) expect(item).toBe(expected++);
+      for (const item of queue.take(Math.min(1000, queue.size)).items)
+        expect(item).toBe(expected++);
     }
     expect(expected).toBe(50_000);
     expect(queue.tailSeq).toBe(50_000);
