@@ -2,9 +2,10 @@ import { BatcherStoppedError, BatchResultError, QueueFullError } from "../errors
 import type { BatcherLogger, CutReason, ResolvedOptions } from "../options.js";
 import type { BatchFunction } from "../types.js";
 import { Batch, type FlushWaiter } from "./batch.js";
-import { afterTick, type Clock } from "./clock.js";
+import { afterTick } from "./clock.js";
 import { resolveLogger } from "./debug.js";
 import { ItemQueue, type Settle } from "./queue.js";
+import { DeadlineTimer, EPSILON_MS, TickClock } from "./timer.js";
 
 enum State {
   /** No item submitted yet. */
@@ -55,26 +56,22 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
 const NO_SETTLES: readonly Settle[] = [];
 
 /**
- * Clock readings are fractional, and `(t + 4) - t` may come out as 3.9999999999999996: a deadline
- * closer than this (ms) counts as reached. Without it, float rounding would cut a batch one timer
- * tick late, or re-arm a 0 ms timer forever on a clock that does not move by itself.
- */
-const EPSILON_MS = 1e-6;
-
-/**
  * The batcher's engine: queue, scheduler and dispatcher in one small state machine.
  *
  * - The queue holds waiting items FIFO. A batch is *cut* (taken off the queue and counted in
  *   flight) when it is due and a concurrency slot is free; it is *started* (the batch function is
  *   called) at once, or on the next microtask when the cut happened inside a public method, so
  *   `process()` never runs user code synchronously.
- * - One timer at most, armed for the oldest waiting item's deadline. It may fire early (a later
- *   item became the oldest, or the host's timers round down); it then re-arms for what is left.
- * - Time is read through the clock at most once per tick (`#now`), not once per item.
+ * - One timer at most (`DeadlineTimer`), armed for the oldest waiting item's deadline. It may fire
+ *   early (a later item became the oldest, or the host's timers round down); the pump then finds
+ *   nothing due and re-arms for what is left.
+ * - Time is read through the clock at most once per tick (`TickClock`), not once per item.
  */
 export class Engine<T, R> {
   readonly #run: BatchFunction<T, R>;
-  readonly #clock: Clock;
+  readonly #time: TickClock;
+  /** At most one timer, for the oldest waiting item's deadline. */
+  readonly #timer: DeadlineTimer;
   readonly #logger: BatcherLogger | undefined;
   readonly #name: string;
   #maxBatchSize: number;
@@ -94,11 +91,6 @@ export class Engine<T, R> {
   #readyScheduled = false;
   #pumping = false;
 
-  #timer: unknown = undefined;
-  /** Clock time the armed timer is due at; `Infinity` when none is armed. */
-  #timerAt = Number.POSITIVE_INFINITY;
-  /** This tick's clock reading, or `NaN` once the tick is over. */
-  #tickNow = Number.NaN;
   /** With `maxQueueTime: 0`: items with a lower sequence number are due (their tick ended). */
   #tickDue = 0;
   #tickScheduled = false;
@@ -114,7 +106,8 @@ export class Engine<T, R> {
 
   constructor(options: ResolvedOptions, run: BatchFunction<T, R>, defaultName: string) {
     this.#run = run;
-    this.#clock = options.clock;
+    this.#time = new TickClock(options.clock);
+    this.#timer = new DeadlineTimer(this.#time, () => this.#pump(false));
     this.#logger = resolveLogger(options.logger);
     this.#name = options.name ?? defaultName;
     this.#maxBatchSize = options.maxBatchSize;
@@ -150,7 +143,7 @@ export class Engine<T, R> {
     }
     this.#state = State.Running;
     const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
-    queue.push(item, captured, this.#now());
+    queue.push(item, captured, this.#time.now());
     const size = queue.size;
     if (size >= this.#maxBatchSize) {
       if (this.#running.size < this.#concurrency) this.#pump(true);
@@ -159,18 +152,6 @@ export class Engine<T, R> {
     }
     return promise;
   }
-
-  #now(): number {
-    if (!Number.isNaN(this.#tickNow)) return this.#tickNow;
-    const now = this.#clock.now();
-    this.#tickNow = now;
-    queueMicrotask(this.#endTick);
-    return now;
-  }
-
-  readonly #endTick = (): void => {
-    this.#tickNow = Number.NaN;
-  };
 
   // ---------------------------------------------------------------------------------------------
   // Scheduling: when is the oldest item due?
@@ -184,34 +165,9 @@ export class Engine<T, R> {
         afterTick(this.#onTick);
       }
     } else if (maxQueueTime !== Number.POSITIVE_INFINITY) {
-      this.#armTimer(this.#queue.headArrival() + maxQueueTime);
+      this.#timer.arm(this.#queue.headArrival() + maxQueueTime);
     }
   }
-
-  #armTimer(at: number): void {
-    if (this.#timerAt <= at) return; // an earlier wake-up is set; it re-arms if still needed
-    const clock = this.#clock;
-    if (this.#timer !== undefined) clock.clearTimeout(this.#timer);
-    this.#timerAt = at;
-    // Host timers have 1 ms resolution and may fire a little early: `#onTimer` checks the clock.
-    const delay = Math.ceil(at - this.#now() - EPSILON_MS);
-    this.#timer = clock.setTimeout(this.#onTimer, Math.max(delay, 0));
-  }
-
-  #clearTimer(): void {
-    if (this.#timer !== undefined) {
-      this.#clock.clearTimeout(this.#timer);
-      this.#timer = undefined;
-      this.#timerAt = Number.POSITIVE_INFINITY;
-    }
-  }
-
-  readonly #onTimer = (): void => {
-    this.#timer = undefined;
-    this.#timerAt = Number.POSITIVE_INFINITY;
-    this.#tickNow = Number.NaN; // a timer callback is a new tick, even under fake timers
-    this.#pump(false);
-  };
 
   readonly #onTick = (): void => {
     this.#tickScheduled = false;
@@ -229,7 +185,7 @@ export class Engine<T, R> {
     const maxQueueTime = this.#maxQueueTime;
     if (maxQueueTime === 0) return head < this.#tickDue ? "time" : undefined;
     if (maxQueueTime === Number.POSITIVE_INFINITY) return undefined;
-    return this.#now() >= queue.headArrival() + maxQueueTime - EPSILON_MS ? "time" : undefined;
+    return this.#time.now() >= queue.headArrival() + maxQueueTime - EPSILON_MS ? "time" : undefined;
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -271,7 +227,7 @@ export class Engine<T, R> {
     const queue = this.#queue;
     const firstSeq = queue.headSeq;
     const logger = this.#logger;
-    const waitMs = logger === undefined ? 0 : this.#clock.now() - queue.headArrival();
+    const waitMs = logger === undefined ? 0 : this.#time.clock.now() - queue.headArrival();
     const { items, settles } = queue.take(Math.min(queue.size, this.#maxBatchSize));
     const batch = new Batch(this.#nextBatchId++, reason, items, settles);
     this.#running.add(batch);
@@ -309,7 +265,7 @@ export class Engine<T, R> {
 
   #start(batch: Batch<T>): void {
     if (batch.done) return; // force-stopped before it started
-    if (this.#logger !== undefined) batch.startedAt = this.#clock.now();
+    if (this.#logger !== undefined) batch.startedAt = this.#time.clock.now();
     let result: unknown;
     try {
       result = this.#run(batch.items, batch.context);
@@ -382,7 +338,7 @@ export class Engine<T, R> {
         batcher: this.#name,
         batchId: batch.id,
         size: batch.size,
-        durationMs: this.#clock.now() - batch.startedAt,
+        durationMs: this.#time.clock.now() - batch.startedAt,
         outcome: failed ? "error" : "ok",
         resolved,
         rejected: batch.size - resolved,
@@ -413,7 +369,7 @@ export class Engine<T, R> {
   #checkIdle(): void {
     if (this.#queue.size !== 0 || this.#running.size !== 0) return;
     // Idle: hold no timer, so a program that never calls stop() can exit.
-    this.#clearTimer();
+    this.#timer.clear();
     const idle = this.#idleWaiters;
     if (idle.length > 0) {
       this.#idleWaiters = [];
@@ -469,7 +425,7 @@ export class Engine<T, R> {
     } else {
       this.#state = State.Stopping;
       if (timeout !== Number.POSITIVE_INFINITY) {
-        this.#stopTimer = this.#clock.setTimeout(() => {
+        this.#stopTimer = this.#time.clock.setTimeout(() => {
           this.#stopTimer = undefined;
           this.#forceStop(
             new BatcherStoppedError(`batcher stop timed out after ${timeout} ms and was forced`),
@@ -514,9 +470,9 @@ export class Engine<T, R> {
 
   #stopped(): void {
     this.#state = State.Stopped;
-    this.#clearTimer();
+    this.#timer.clear();
     if (this.#stopTimer !== undefined) {
-      this.#clock.clearTimeout(this.#stopTimer);
+      this.#time.clock.clearTimeout(this.#stopTimer);
       this.#stopTimer = undefined;
     }
     this.#stopResolve?.();

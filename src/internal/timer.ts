@@ -1,0 +1,76 @@
+import type { Clock } from "./clock.js";
+
+/**
+ * Clock readings are fractional, and `(t + 4) - t` may come out as 3.9999999999999996: a deadline
+ * closer than this (ms) counts as reached. Without it, float rounding would cut a batch one timer
+ * tick late, or re-arm a 0 ms timer forever on a clock that does not move by itself.
+ */
+export const EPSILON_MS = 1e-6;
+
+/**
+ * The clock, read at most once per tick: every item submitted in one synchronous run shares one
+ * reading (a clock read costs about as much as the rest of `process()`). The reading is forgotten
+ * on the next microtask, and at every timer callback.
+ */
+export class TickClock {
+  readonly clock: Clock;
+  #now = Number.NaN;
+
+  constructor(clock: Clock) {
+    this.clock = clock;
+  }
+
+  now(): number {
+    if (!Number.isNaN(this.#now)) return this.#now;
+    const now = this.clock.now();
+    this.#now = now;
+    queueMicrotask(this.forget);
+    return now;
+  }
+
+  readonly forget = (): void => {
+    this.#now = Number.NaN;
+  };
+}
+
+/**
+ * One timer for the earliest deadline asked for. Asking for a later deadline keeps the earlier
+ * timer: it fires early and the owner asks again for what is left. Host timers have 1 ms
+ * resolution and may fire a little before the deadline, so the owner checks the clock when it
+ * fires.
+ */
+export class DeadlineTimer {
+  readonly #time: TickClock;
+  readonly #onFire: () => void;
+  #handle: unknown = undefined;
+  /** Clock time the armed timer is due at; `Infinity` when none is armed. */
+  #at = Number.POSITIVE_INFINITY;
+
+  constructor(time: TickClock, onFire: () => void) {
+    this.#time = time;
+    this.#onFire = onFire;
+  }
+
+  arm(at: number): void {
+    if (this.#at <= at) return;
+    const clock = this.#time.clock;
+    if (this.#handle !== undefined) clock.clearTimeout(this.#handle);
+    this.#at = at;
+    const delay = Math.ceil(at - this.#time.now() - EPSILON_MS);
+    this.#handle = clock.setTimeout(this.#fire, Math.max(delay, 0));
+  }
+
+  clear(): void {
+    if (this.#handle === undefined) return;
+    this.#time.clock.clearTimeout(this.#handle);
+    this.#handle = undefined;
+    this.#at = Number.POSITIVE_INFINITY;
+  }
+
+  readonly #fire = (): void => {
+    this.#handle = undefined;
+    this.#at = Number.POSITIVE_INFINITY;
+    this.#time.forget(); // a timer callback is a new tick, even under fake timers
+    this.#onFire();
+  };
+}
