@@ -18,7 +18,7 @@ const asyncDispose: typeof Symbol.asyncDispose =
 export abstract class AsyncBatcher<T, R> implements AsyncDisposable {
   readonly #engine: Engine<T, R>;
 
-  constructor(options?: BatcherOptions) {
+  constructor(options?: BatcherOptions<T, R>) {
     this.#engine = new Engine<T, R>(
       resolveOptions(options),
       (batch, context) => this.processBatch(batch, context),
@@ -29,7 +29,8 @@ export abstract class AsyncBatcher<T, R> implements AsyncDisposable {
   /**
    * Processes one batch. Return one result per item, in the batch's order (an `Error` at position
    * `i` rejects item `i` alone), or nothing to resolve every item with `undefined`. A throw or a
-   * rejection rejects every item of the batch with that error.
+   * rejection rejects every item of the batch with that error. Not called when the `executor`
+   * option is set: the executor runs every batch.
    */
   abstract processBatch(
     batch: T[],

@@ -5,7 +5,7 @@ import type { BatchContext, BatchFunction, BatchResult } from "./types.js";
 class FunctionBatcher<T, R> extends AsyncBatcher<T, R> {
   readonly #fn: BatchFunction<T, R>;
 
-  constructor(fn: BatchFunction<T, R>, options: BatcherOptions | undefined) {
+  constructor(fn: BatchFunction<T, R>, options: BatcherOptions<T, R> | undefined) {
     super(options);
     this.#fn = fn;
   }
@@ -26,7 +26,7 @@ class FunctionBatcher<T, R> extends AsyncBatcher<T, R> {
 // `R = void`: a batch function that returns nothing gives callers `Promise<void>`, not `unknown`.
 export function createBatcher<T, R = void>(
   processBatch: BatchFunction<T, R>,
-  options?: BatcherOptions,
+  options?: BatcherOptions<T, R>,
 ): AsyncBatcher<T, R> {
   if (typeof processBatch !== "function") {
     throw new TypeError(`processBatch must be a function, got ${typeof processBatch}`);

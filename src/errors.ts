@@ -4,7 +4,11 @@
  */
 
 /** The stable codes of the errors this library throws. */
-export type BatcherErrorCode = "ERR_QUEUE_FULL" | "ERR_BATCHER_STOPPED" | "ERR_BATCH_RESULT";
+export type BatcherErrorCode =
+  | "ERR_QUEUE_FULL"
+  | "ERR_BATCHER_STOPPED"
+  | "ERR_BATCH_RESULT"
+  | "ERR_WORKER_CRASHED";
 
 /** Base class of every error created by the library. Match on `code`, not on the message. */
 export class BatcherError extends Error {
@@ -61,5 +65,19 @@ export class BatchResultError extends BatcherError {
     );
     this.expected = expected;
     this.received = received;
+  }
+}
+
+/**
+ * The worker thread running a batch died (it exited, threw outside the batch function, or ran out
+ * of memory under `resourceLimits`). Only that batch's items reject with it; the pool replaces the
+ * worker. `cause` is what the pool reported.
+ */
+export class WorkerCrashedError extends BatcherError {
+  override name = "WorkerCrashedError" as const;
+  declare readonly code: "ERR_WORKER_CRASHED";
+
+  constructor(message: string, options?: ErrorOptions) {
+    super("ERR_WORKER_CRASHED", message, options);
   }
 }

@@ -6,6 +6,7 @@ export {
   BatcherStoppedError,
   BatchResultError,
   QueueFullError,
+  WorkerCrashedError,
 } from "./errors.js";
 export {
   type BatcherLogEvent,
@@ -15,4 +16,11 @@ export {
   type CutReason,
   DEFAULTS,
 } from "./options.js";
-export type { BatchContext, BatchFunction, BatchResult, StopOptions } from "./types.js";
+export type {
+  BatchContext,
+  BatchFunction,
+  BatchResult,
+  Executor,
+  ExecutorCloseOptions,
+  StopOptions,
+} from "./types.js";

@@ -1,5 +1,6 @@
 import type { Clock } from "./internal/clock.js";
 import { systemClock } from "./internal/clock.js";
+import type { Executor } from "./types.js";
 
 export type { Clock };
 
@@ -53,8 +54,14 @@ export type BatcherLogEvent =
 /** Receives every log event. It must not throw; what it throws is ignored. */
 export type BatcherLogger = (event: BatcherLogEvent) => void;
 
-/** Options of a batcher. Every field is optional; times are in milliseconds. */
-export interface BatcherOptions {
+/**
+ * Options of a batcher. Every field is optional; times are in milliseconds.
+ *
+ * @typeParam T - the item type, for `executor`
+ * @typeParam R - the result type, for `executor`. The defaults make a plain `BatcherOptions`
+ *   fit a batcher of any types.
+ */
+export interface BatcherOptions<T = unknown, R = never> {
   /**
    * Most items in one batch: a positive integer or `Infinity`.
    * A batch is cut as soon as this many items are waiting and a slot is free.
@@ -96,6 +103,19 @@ export interface BatcherOptions {
    * @default the host's `performance.now`, `setTimeout` and `clearTimeout`
    */
   clock?: Clock;
+  /**
+   * Runs every batch instead of `processBatch`: for synchronous or CPU-bound batch functions,
+   * `WorkerPoolExecutor` from `async-batcher/worker` runs them in worker threads.
+   * @default undefined (batches run inline, on the event loop)
+   */
+  executor?: Executor<T, R>;
+  /**
+   * Whether `stop()` closes the `executor` (a force stop closes it with `{ force: true }`), and
+   * resolves only once it is closed. An executor you pass in is yours: it stays open unless you
+   * set this. Batchers that create their executor (`createWorkerBatcher`) set it.
+   * @default false
+   */
+  closeExecutor?: boolean;
 }
 
 /** Options with every default applied and every value checked. */
@@ -107,6 +127,8 @@ export interface ResolvedOptions {
   readonly name: string | undefined;
   readonly logger: BatcherLogger | undefined;
   readonly clock: Clock;
+  readonly executor: Executor<unknown, unknown> | undefined;
+  readonly closeExecutor: boolean;
 }
 
 /** The default of every option. */
@@ -182,8 +204,31 @@ function clockOption(value: unknown): Clock {
   return clock as Clock;
 }
 
+function executorOption(value: unknown): Executor<unknown, unknown> | undefined {
+  if (value === undefined) return undefined;
+  const executor = value as Partial<Executor<unknown, unknown>> | null;
+  if (
+    executor === null ||
+    typeof executor !== "object" ||
+    typeof executor.run !== "function" ||
+    typeof executor.close !== "function"
+  ) {
+    throw new TypeError(
+      `executor must be an object with run() and close(), got ${describe(value)}`,
+    );
+  }
+  return executor as Executor<unknown, unknown>;
+}
+
+function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
+  if (value === undefined) return fallback;
+  if (typeof value !== "boolean")
+    throw new TypeError(`${name} must be a boolean, got ${describe(value)}`);
+  return value;
+}
+
 /** Applies the defaults and checks every value, naming the option, what it accepts and what came. */
-export function resolveOptions(options: BatcherOptions | undefined): ResolvedOptions {
+export function resolveOptions<T, R>(options: BatcherOptions<T, R> | undefined): ResolvedOptions {
   if (options === undefined || options === null) options = {};
   if (typeof options !== "object") {
     throw new TypeError(`options must be an object, got ${describe(options)}`);
@@ -200,5 +245,7 @@ export function resolveOptions(options: BatcherOptions | undefined): ResolvedOpt
     name,
     logger: functionOption<BatcherLogger>("logger", options.logger),
     clock: clockOption(options.clock),
+    executor: executorOption(options.executor),
+    closeExecutor: booleanOption("closeExecutor", options.closeExecutor, false),
   };
 }

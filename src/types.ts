@@ -36,3 +36,21 @@ export interface StopOptions {
    */
   timeout?: number;
 }
+
+/** Options of `Executor.close()`. */
+export interface ExecutorCloseOptions {
+  /** Abort the batches still running instead of letting them finish. */
+  force?: boolean;
+}
+
+/**
+ * Runs batches somewhere other than inline on the event loop: a worker-thread pool, a child
+ * process, a remote service. With the `executor` option, every batch goes through `run` and
+ * `processBatch` is never called.
+ */
+export interface Executor<T, R> {
+  /** Runs one batch; resolves with its results, like a batch function. */
+  run(batch: T[], context: BatchContext): Promise<BatchResult<R>>;
+  /** Releases what the executor holds (threads, connections). Called by `stop()` when the batcher owns it. */
+  close(options?: ExecutorCloseOptions): Promise<void>;
+}

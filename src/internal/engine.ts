@@ -1,6 +1,6 @@
 import { BatcherStoppedError, BatchResultError, QueueFullError } from "../errors.js";
 import type { BatcherLogger, CutReason, ResolvedOptions } from "../options.js";
-import type { BatchFunction } from "../types.js";
+import type { BatchFunction, BatchResult, Executor } from "../types.js";
 import { Batch, type FlushWaiter } from "./batch.js";
 import { afterTick } from "./clock.js";
 import { resolveLogger } from "./debug.js";
@@ -102,10 +102,20 @@ export class Engine<T, R> {
 
   #stopPromise: Promise<void> | undefined = undefined;
   #stopResolve: (() => void) | undefined = undefined;
+  #stopReject: ((error: unknown) => void) | undefined = undefined;
   #stopTimer: unknown = undefined;
+  /** The executor `stop()` closes (`closeExecutor`), if any. */
+  readonly #ownedExecutor: Executor<unknown, unknown> | undefined;
+  /** How the owned executor is being closed; a forced close supersedes a graceful one. */
+  #closing: "no" | "graceful" | "forced" = "no";
 
   constructor(options: ResolvedOptions, run: BatchFunction<T, R>, defaultName: string) {
-    this.#run = run;
+    const executor = options.executor;
+    this.#run =
+      executor === undefined
+        ? run
+        : (batch, context) => executor.run(batch, context) as Promise<BatchResult<R>>;
+    this.#ownedExecutor = options.closeExecutor ? executor : undefined;
     this.#time = new TickClock(options.clock);
     this.#timer = new DeadlineTimer(this.#time, () => this.#pump(false));
     this.#logger = resolveLogger(options.logger);
@@ -375,7 +385,7 @@ export class Engine<T, R> {
       this.#idleWaiters = [];
       for (const resolve of idle) resolve();
     }
-    if (this.#state === State.Stopping) this.#stopped();
+    if (this.#state === State.Stopping) this.#stopped(false);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -406,8 +416,9 @@ export class Engine<T, R> {
       if (force) this.#forceStop(new BatcherStoppedError("batcher was force-stopped"));
       return this.#stopPromise;
     }
-    this.#stopPromise = new Promise<void>((resolve) => {
+    this.#stopPromise = new Promise<void>((resolve, reject) => {
       this.#stopResolve = resolve;
+      this.#stopReject = reject;
     });
     if (this.#logger !== undefined) {
       this.#log({
@@ -421,7 +432,7 @@ export class Engine<T, R> {
     if (force) {
       this.#forceStop(new BatcherStoppedError("batcher was force-stopped"));
     } else if (this.#state === State.New) {
-      this.#stopped();
+      this.#stopped(false);
     } else {
       this.#state = State.Stopping;
       if (timeout !== Number.POSITIVE_INFINITY) {
@@ -439,7 +450,11 @@ export class Engine<T, R> {
   }
 
   #forceStop(error: BatcherStoppedError): void {
-    if (this.#state === State.Stopped) return;
+    if (this.#state === State.Stopped) {
+      // Drained already, but the owned executor may still be closing gracefully: hurry it.
+      if (this.#closing === "graceful") this.#stopped(true);
+      return;
+    }
     const escalating = this.#state === State.Stopping;
     this.#state = State.Stopped; // before settling anything: no new item gets in meanwhile
     if (this.#logger !== undefined && escalating) {
@@ -465,17 +480,45 @@ export class Engine<T, R> {
     this.#flushWaiters = [];
     for (const waiter of waiters) waiter.resolve();
     this.#checkIdle();
-    this.#stopped();
+    this.#stopped(true);
   }
 
-  #stopped(): void {
+  /** Everything has settled: close the owned executor, if any, then settle `stop()`. */
+  #stopped(force: boolean): void {
     this.#state = State.Stopped;
     this.#timer.clear();
+    const executor = this.#ownedExecutor;
+    if (executor === undefined) {
+      this.#settleStop(undefined, false);
+      return;
+    }
+    if (this.#closing === "forced" || (this.#closing === "graceful" && !force)) return;
+    const closing = force ? "forced" : "graceful";
+    this.#closing = closing;
+    let closed: Promise<void>;
+    try {
+      closed = Promise.resolve(executor.close({ force }));
+    } catch (error) {
+      closed = Promise.reject(error);
+    }
+    closed.then(
+      () => {
+        if (this.#closing === closing) this.#settleStop(undefined, false);
+      },
+      (error: unknown) => {
+        // A graceful close cut short by a forced one may fail: the forced one decides.
+        if (this.#closing === closing) this.#settleStop(error, true);
+      },
+    );
+  }
+
+  #settleStop(error: unknown, failed: boolean): void {
     if (this.#stopTimer !== undefined) {
       this.#time.clock.clearTimeout(this.#stopTimer);
       this.#stopTimer = undefined;
     }
-    this.#stopResolve?.();
+    if (failed) this.#stopReject?.(error);
+    else this.#stopResolve?.();
   }
 
   #log(event: Parameters<BatcherLogger>[0]): void {

@@ -19,8 +19,10 @@ import {
   type CutReason,
   createBatcher,
   DEFAULTS,
+  type Executor,
   type QueueFullError,
   type StopOptions,
+  type WorkerCrashedError,
 } from "async-batcher";
 import { describe, expectTypeOf, it } from "vitest";
 
@@ -104,7 +106,7 @@ describe("createBatcher infers T and R from the batch function", () => {
     >();
     expectTypeOf(createBatcher<string, number>)
       .parameter(1)
-      .toEqualTypeOf<BatcherOptions | undefined>();
+      .toEqualTypeOf<BatcherOptions<string, number> | undefined>();
   });
 });
 
@@ -222,7 +224,15 @@ describe("options", () => {
       name?: string;
       logger?: BatcherLogger;
       clock?: Clock;
+      executor?: Executor<unknown, never>;
+      closeExecutor?: boolean;
     }>();
+    // Without type arguments, options fit a batcher of any types.
+    expectTypeOf<BatcherOptions>().toExtend<BatcherOptions<number, string>>();
+    // An executor must fit the batcher's types.
+    expectTypeOf<BatcherOptions<number, string>>()
+      .toHaveProperty("executor")
+      .toEqualTypeOf<Executor<number, string> | undefined>();
     expectTypeOf<StopOptions>().toEqualTypeOf<{ force?: boolean; timeout?: number }>();
   });
 
@@ -313,12 +323,13 @@ describe("BatchResult and BatchFunction", () => {
 describe("errors", () => {
   it("have literal codes and names", () => {
     expectTypeOf<BatcherErrorCode>().toEqualTypeOf<
-      "ERR_QUEUE_FULL" | "ERR_BATCHER_STOPPED" | "ERR_BATCH_RESULT"
+      "ERR_QUEUE_FULL" | "ERR_BATCHER_STOPPED" | "ERR_BATCH_RESULT" | "ERR_WORKER_CRASHED"
     >();
     expectTypeOf<BatcherError["code"]>().toEqualTypeOf<BatcherErrorCode>();
     expectTypeOf<QueueFullError["code"]>().toEqualTypeOf<"ERR_QUEUE_FULL">();
     expectTypeOf<BatcherStoppedError["code"]>().toEqualTypeOf<"ERR_BATCHER_STOPPED">();
     expectTypeOf<BatchResultError["code"]>().toEqualTypeOf<"ERR_BATCH_RESULT">();
+    expectTypeOf<WorkerCrashedError["code"]>().toEqualTypeOf<"ERR_WORKER_CRASHED">();
     expectTypeOf<QueueFullError["name"]>().toEqualTypeOf<"QueueFullError">();
     expectTypeOf<BatcherStoppedError["name"]>().toEqualTypeOf<"BatcherStoppedError">();
     expectTypeOf<BatchResultError["name"]>().toEqualTypeOf<"BatchResultError">();

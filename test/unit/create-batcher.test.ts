@@ -5,6 +5,7 @@
 import {
   AsyncBatcher,
   type BatchContext,
+  type BatcherOptions,
   BatcherStoppedError,
   type BatchFunction,
   createBatcher,
@@ -34,7 +35,7 @@ const squares =
 class Squares extends AsyncBatcher<number, number> {
   constructor(
     readonly log: Array<[start: number, batch: number[]]>,
-    options?: ConstructorParameters<typeof AsyncBatcher>[0],
+    options?: BatcherOptions<number, number>,
   ) {
     super(options);
   }

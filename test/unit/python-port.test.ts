@@ -5,6 +5,7 @@
 import {
   AsyncBatcher,
   type BatchContext,
+  type BatcherOptions,
   BatcherStoppedError,
   QueueFullError,
 } from "async-batcher";
@@ -21,7 +22,7 @@ class Doubler extends AsyncBatcher<number, number> {
 
   constructor(
     readonly sleepMs: number,
-    options: ConstructorParameters<typeof AsyncBatcher>[0],
+    options: BatcherOptions<number, number>,
   ) {
     super(options);
   }
