@@ -1,12 +1,30 @@
 import { defineConfig } from "tsup";
 
 export default defineConfig({
-  entry: { index: "src/index.ts" },
+  entry: {
+    // The core: no node:* import and no dependency, so it runs on any runtime.
+    index: "src/index.ts",
+    // `async-batcher/worker` (Node.js, piscina), and the script piscina runs in each thread.
+    "worker/index": "src/worker/index.ts",
+    "worker/entry": "src/worker/entry.ts",
+  },
   format: ["esm", "cjs"],
-  dts: true,
+  // Types for the public entries only: the worker entry script is nobody's import.
+  dts: { entry: { index: "src/index.ts", "worker/index": "src/worker/index.ts" } },
   tsconfig: "tsconfig.build.json",
   target: "node20",
   platform: "neutral",
+  // node:* builtins are left to the runtime, piscina is an (optional) peer dependency.
+  external: [/^node:/, "piscina"],
+  // Shared chunks in both formats, so the core's classes exist once per format: without them the
+  // CJS worker subpath would carry its own copy of AsyncBatcher and the errors, and `instanceof`
+  // against the ones from `require("async-batcher")` would fail.
+  splitting: true,
+  // Keep `node:` in the worker subpath's imports (Deno and Bun need it). No shims: the worker
+  // subpath finds its entry script through `__filename` in CJS and `import.meta.url` in ESM
+  // itself (a shim would land in a shared chunk and point at the chunk's directory).
+  removeNodeProtocol: false,
+  shims: false,
   sourcemap: true,
   clean: true,
   treeshake: true,

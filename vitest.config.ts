@@ -3,7 +3,17 @@ import { defineConfig } from "vitest/config";
 
 export default defineConfig({
   resolve: {
-    alias: { "async-batcher": fileURLToPath(new URL("./src/index.ts", import.meta.url)) },
+    // Exact matches: a bare "async-batcher" key would also rewrite "async-batcher/worker".
+    alias: [
+      {
+        find: /^async-batcher$/,
+        replacement: fileURLToPath(new URL("./src/index.ts", import.meta.url)),
+      },
+      {
+        find: /^async-batcher\/worker$/,
+        replacement: fileURLToPath(new URL("./src/worker/index.ts", import.meta.url)),
+      },
+    ],
   },
   test: {
     include: ["test/unit/**/*.test.ts"],

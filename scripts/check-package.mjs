@@ -1,12 +1,15 @@
 #!/usr/bin/env node
 // Proves that users can install the package: lints the packed tarball (publint, are-the-types-wrong),
-// installs it into an empty project and runs the README quickstart from both `import` and `require`.
-// It checks the build, it does not make it: run `npm run build` first (CI does).
+// checks that the core's build reaches no `node:*` module and no piscina, installs the tarball
+// (with piscina, the worker subpath's peer) into an empty project, runs the README quickstart from
+// both `import` and `require`, and runs a batch in a worker thread through `async-batcher/worker`
+// from both too. It checks the build, it does not make it: run `npm run build` first (CI does).
 //
 // Usage: npm run build && npm run check:package
 
 import { spawnSync } from "node:child_process";
 import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
 import { fileURLToPath } from "node:url";
@@ -14,6 +17,7 @@ import { fileURLToPath } from "node:url";
 const root = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 const manifest = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 const EXPECTED = "[0,2,4,6,8,10,12,14,16,18]";
+const WORKER_EXPECTED = "[2,4,6,8,10] E_NEGATIVE RangeError ok";
 const EXPORTS = [
   "AsyncBatcher",
   "createBatcher",
@@ -126,6 +130,102 @@ ${demo}
 `;
 }
 
+/**
+ * Every module the core's build files reach, following their relative imports (shared chunks):
+ * none may be a Node.js builtin or piscina, so the core runs on any runtime and needs no peer.
+ */
+function checkCoreIsPortable() {
+  const builtins = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
+  const seen = new Set();
+  const offending = [];
+  const visit = (file) => {
+    if (seen.has(file)) return;
+    seen.add(file);
+    const text = readFileSync(file, "utf8");
+    const pattern =
+      /(?:\bfrom\s*|\bimport\s*\(\s*|\brequire\s*\(\s*|^\s*import\s+)["']([^"']+)["']/gm;
+    for (const [, specifier] of text.matchAll(pattern)) {
+      if (specifier.startsWith(".")) visit(join(dirname(file), specifier));
+      else if (
+        builtins.has(specifier) ||
+        specifier === "piscina" ||
+        specifier.startsWith("piscina/")
+      ) {
+        offending.push(`${file.slice(root.length + 1)} imports ${specifier}`);
+      }
+    }
+  };
+  for (const entry of ["dist/index.js", "dist/index.cjs"]) visit(join(root, entry));
+  if (offending.length > 0) {
+    throw new CheckError(
+      `the core's build must not import Node.js builtins or piscina:\n  ${offending.join("\n  ")}`,
+    );
+  }
+  return seen.size;
+}
+
+// A worker module, as users write one: doubles each number, and rejects negative ones alone, with
+// a code that must survive the thread boundary.
+const WORKER_MODULE = `export default function double(batch) {
+  return batch.map((x) => {
+    if (x >= 0) return x * 2;
+    return Object.assign(new RangeError("negative: " + x), { code: "E_NEGATIVE" });
+  });
+}
+`;
+
+// Loads \`async-batcher/worker\` the way users do, runs a batch in a worker thread of the installed
+// package's pool, and prints: the results, the code and class of the per-item error, and "ok"
+// once the classes are shared with the core and every thread has exited.
+function workerScript(format) {
+  const esm = format === "esm";
+  const entry = esm ? "index.js" : "index.cjs";
+  const load = esm
+    ? `import { basename, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { BatcherStoppedError, createBatcher } from "async-batcher";
+import { createWorkerBatcher, WorkerPoolExecutor, withTransfer } from "async-batcher/worker";
+const resolved = fileURLToPath(import.meta.resolve("async-batcher/worker"));
+const workerFile = new URL("./double.mjs", import.meta.url);`
+    : `const { basename, dirname, join } = require("node:path");
+const { BatcherStoppedError, createBatcher } = require("async-batcher");
+const { createWorkerBatcher, WorkerPoolExecutor, withTransfer } = require("async-batcher/worker");
+const resolved = require.resolve("async-batcher/worker");
+const workerFile = join(__dirname, "double.mjs");`;
+  const body = `const batcher = createWorkerBatcher(workerFile, { maxThreads: 1, maxBatchSize: 5, maxQueueTime: 50 });
+const settled = await Promise.allSettled([1, 2, 3, 4, 5, -1].map((x) => batcher.process(x)));
+const results = settled.slice(0, 5).map((s) => s.value);
+const error = settled[5].reason;
+await batcher.stop();
+if (batcher.executor.threads !== 0) throw new Error(batcher.executor.threads + " threads left after stop()");
+
+// The subpath's errors are the core's classes, not copies of them.
+const late = await batcher.process(1).catch((e) => e);
+if (!(late instanceof BatcherStoppedError)) throw new Error("process() after stop() did not reject with the core's BatcherStoppedError");
+const pool = new WorkerPoolExecutor({ filename: workerFile, minThreads: 0 });
+await pool.close();
+const closed = await pool.run([1], { signal: new AbortController().signal, batchId: 1 }).catch((e) => e);
+if (!(closed instanceof BatcherStoppedError)) throw new Error("a closed pool did not reject with the core's BatcherStoppedError");
+if (typeof createBatcher !== "function" || typeof withTransfer !== "function") throw new Error("missing exports");
+console.log(JSON.stringify(results), error.code, error instanceof RangeError ? error.name : "not a RangeError", "ok");`;
+  return `${load}
+
+if (basename(resolved) !== "${entry}" || basename(dirname(resolved)) !== "worker") {
+  throw new Error("async-batcher/worker resolved to " + resolved + ", expected dist/worker/${entry}");
+}
+${
+  esm
+    ? body
+    : `(async () => {
+${body}
+})().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});`
+}
+`;
+}
+
 function main() {
   const missing = entryFiles().filter((file) => !existsSync(join(root, file)));
   if (missing.length > 0) {
@@ -145,12 +245,18 @@ function main() {
     summary.push("publint --strict: no problems");
     run("npx", ["--no", "attw", tarball, "--format", "ascii", "--no-emoji", "--no-color"]);
     summary.push("attw (profile strict: node10, node16 CJS and ESM, bundler): no problems");
+    const reached = checkCoreIsPortable();
+    summary.push(
+      `core build (${reached} files reached from dist/index.{js,cjs}): no node:* and no piscina import`,
+    );
 
     const project = join(work, "project");
     mkdirSync(project);
     run("npm", ["init", "-y"], { cwd: project });
-    run("npm", ["install", tarball, "--no-audit", "--no-fund"], { cwd: project });
-    summary.push("installed into an empty project");
+    // piscina: the worker subpath's optional peer dependency, at the range the package asks for.
+    const piscina = `piscina@${manifest.peerDependencies.piscina}`;
+    run("npm", ["install", tarball, piscina, "--no-audit", "--no-fund"], { cwd: project });
+    summary.push(`installed into an empty project, with ${piscina}`);
 
     const version = run("node", ["-p", 'require("async-batcher/package.json").version'], {
       cwd: project,
@@ -174,6 +280,23 @@ function main() {
         );
       }
       summary.push(`quickstart via ${how} (${file}): ${output}, ${EXPORTS.length} exports checked`);
+    }
+
+    writeFileSync(join(project, "double.mjs"), WORKER_MODULE);
+    for (const [file, format, how] of [
+      ["worker.mjs", "esm", "import"],
+      ["worker.cjs", "cjs", "require"],
+    ]) {
+      writeFileSync(join(project, file), workerScript(format));
+      const output = run("node", [file], { cwd: project, timeout: 30_000 }).trim();
+      if (output !== WORKER_EXPECTED) {
+        throw new CheckError(
+          `node ${file} printed ${JSON.stringify(output)}, expected ${WORKER_EXPECTED}`,
+        );
+      }
+      summary.push(
+        `async-batcher/worker via ${how} (${file}): a batch in a worker thread, ${output}`,
+      );
     }
 
     console.log(`check:package ok\n  ${summary.join("\n  ")}`);

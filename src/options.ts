@@ -139,7 +139,8 @@ export const DEFAULTS = Object.freeze({
   maxQueueSize: Number.POSITIVE_INFINITY,
 });
 
-function describe(value: unknown): string {
+/** Shows a received value in an option error: `"5" (string)`, `-1`, `null`, `an object`. */
+export function describe(value: unknown): string {
   if (typeof value === "string") return `${JSON.stringify(value)} (string)`;
   if (typeof value === "number" || typeof value === "boolean" || typeof value === "bigint") {
     return String(value);
@@ -180,7 +181,7 @@ export function durationOption(
   return value;
 }
 
-function functionOption<F>(name: string, value: unknown): F | undefined {
+export function functionOption<F>(name: string, value: unknown): F | undefined {
   if (value === undefined) return undefined;
   if (typeof value !== "function")
     throw new TypeError(`${name} must be a function, got ${describe(value)}`);

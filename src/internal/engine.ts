@@ -106,8 +106,11 @@ export class Engine<T, R> {
   #stopTimer: unknown = undefined;
   /** The executor `stop()` closes (`closeExecutor`), if any. */
   readonly #ownedExecutor: Executor<unknown, unknown> | undefined;
-  /** How the owned executor is being closed; a forced close supersedes a graceful one. */
-  #closing: "no" | "graceful" | "forced" = "no";
+  /**
+   * How the owned executor is being closed; a forced close supersedes a graceful one. `closed`:
+   * the close that decides has settled, so nothing closes it again.
+   */
+  #closing: "no" | "graceful" | "forced" | "closed" = "no";
 
   constructor(options: ResolvedOptions, run: BatchFunction<T, R>, defaultName: string) {
     const executor = options.executor;
@@ -492,7 +495,13 @@ export class Engine<T, R> {
       this.#settleStop(undefined, false);
       return;
     }
-    if (this.#closing === "forced" || (this.#closing === "graceful" && !force)) return;
+    if (
+      this.#closing === "forced" ||
+      this.#closing === "closed" ||
+      (this.#closing === "graceful" && !force)
+    ) {
+      return;
+    }
     const closing = force ? "forced" : "graceful";
     this.#closing = closing;
     let closed: Promise<void>;
@@ -503,11 +512,15 @@ export class Engine<T, R> {
     }
     closed.then(
       () => {
-        if (this.#closing === closing) this.#settleStop(undefined, false);
+        if (this.#closing !== closing) return;
+        this.#closing = "closed";
+        this.#settleStop(undefined, false);
       },
       (error: unknown) => {
         // A graceful close cut short by a forced one may fail: the forced one decides.
-        if (this.#closing === closing) this.#settleStop(error, true);
+        if (this.#closing !== closing) return;
+        this.#closing = "closed";
+        this.#settleStop(error, true);
       },
     );
   }
