@@ -25,6 +25,9 @@ export class Batch<T> {
   /** `clock.now()` when the batch function was called; read only when a logger is set. */
   startedAt = 0;
   waiters: FlushWaiter[] | undefined = undefined;
+  /** Neighbours in the engine's list of running batches (see `RunningList`). */
+  prev: Batch<T> | undefined = undefined;
+  next: Batch<T> | undefined = undefined;
   readonly context: BatchContext;
   #controller: AbortController | undefined = undefined;
   #abortReason: unknown = undefined;
@@ -70,5 +73,52 @@ class Context implements BatchContext {
 
   get batchId(): number {
     return this.#batch.id;
+  }
+}
+
+/**
+ * The batches cut and not yet settled, as an intrusive doubly linked list: O(1) add and remove,
+ * and nothing keeps a settled batch reachable. (A `Set` here made V8 promote every batch, with
+ * its items and callers' promises, to the old generation: a quarter of the hot path's cost.)
+ */
+export class RunningList<T> {
+  size = 0;
+  #head: Batch<T> | undefined = undefined;
+  #tail: Batch<T> | undefined = undefined;
+
+  add(batch: Batch<T>): void {
+    batch.prev = this.#tail;
+    batch.next = undefined;
+    if (this.#tail === undefined) this.#head = batch;
+    else this.#tail.next = batch;
+    this.#tail = batch;
+    this.size++;
+  }
+
+  remove(batch: Batch<T>): void {
+    const { prev, next } = batch;
+    if (prev === undefined) this.#head = next;
+    else prev.next = next;
+    if (next === undefined) this.#tail = prev;
+    else next.prev = prev;
+    batch.prev = undefined;
+    batch.next = undefined;
+    this.size--;
+  }
+
+  /** Empties the list and returns its batches, oldest first. */
+  clear(): Batch<T>[] {
+    const batches: Batch<T>[] = [];
+    for (let batch = this.#head; batch !== undefined; ) {
+      const next: Batch<T> | undefined = batch.next;
+      batch.prev = undefined;
+      batch.next = undefined;
+      batches.push(batch);
+      batch = next;
+    }
+    this.#head = undefined;
+    this.#tail = undefined;
+    this.size = 0;
+    return batches;
   }
 }

@@ -1,7 +1,7 @@
 import { BatcherStoppedError, BatchResultError, QueueFullError } from "../errors.js";
 import type { BatcherLogger, CutReason, ResolvedOptions } from "../options.js";
 import type { BatchFunction, BatchResult, Executor } from "../types.js";
-import { Batch, type FlushWaiter } from "./batch.js";
+import { Batch, type FlushWaiter, RunningList } from "./batch.js";
 import { afterTick } from "./clock.js";
 import { resolveLogger } from "./debug.js";
 import { ItemQueue, type Settle } from "./queue.js";
@@ -81,7 +81,7 @@ export class Engine<T, R> {
 
   readonly #queue = new ItemQueue<T>();
   /** Batches cut and not yet settled (started, or waiting in `#ready`). */
-  readonly #running = new Set<Batch<T>>();
+  readonly #running = new RunningList<T>();
   #inFlight = 0;
   #nextBatchId = 1;
   #state = State.New;
@@ -323,7 +323,7 @@ export class Engine<T, R> {
     let rejected = 0;
     for (let i = 0; i < size; i++) {
       const value: unknown = result[i];
-      if (value instanceof Error) {
+      if (typeof value === "object" && value !== null && value instanceof Error) {
         rejectCaller(settles[i] as Settle, value);
         rejected++;
       } else {
@@ -343,7 +343,7 @@ export class Engine<T, R> {
   #finish(batch: Batch<T>, resolved: number, failed: boolean, error: unknown): void {
     batch.done = true;
     batch.settles = NO_SETTLES;
-    this.#running.delete(batch);
+    this.#running.remove(batch);
     this.#inFlight -= batch.size;
     if (this.#logger !== undefined) {
       this.#log({
@@ -470,13 +470,12 @@ export class Engine<T, R> {
       });
     }
     rejectAll(this.#queue.drain(), error);
-    for (const batch of this.#running) {
+    for (const batch of this.#running.clear()) {
       batch.done = true;
       rejectAll(batch.settles, error);
       batch.settles = NO_SETTLES;
       batch.abort(error);
     }
-    this.#running.clear();
     this.#ready.length = 0;
     this.#inFlight = 0;
     const waiters = this.#flushWaiters;
