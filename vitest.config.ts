@@ -13,6 +13,10 @@ export default defineConfig({
         find: /^async-batcher\/worker$/,
         replacement: fileURLToPath(new URL("./src/worker/index.ts", import.meta.url)),
       },
+      {
+        find: /^async-batcher\/onnx$/,
+        replacement: fileURLToPath(new URL("./src/integrations/onnx/index.ts", import.meta.url)),
+      },
     ],
   },
   test: {

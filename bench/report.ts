@@ -8,7 +8,13 @@
 import { existsSync, mkdirSync, readFileSync, writeFileSync } from "node:fs";
 import { dirname, join, relative, resolve } from "node:path";
 import { fileURLToPath, pathToFileURL } from "node:url";
-import { type GroupedDatum, groupedBarChart } from "./lib/chart-specs.js";
+import {
+  COLORS,
+  type GroupedDatum,
+  groupedBarChart,
+  type LineDatum,
+  lineChart,
+} from "./lib/chart-specs.js";
 import { renderSvg } from "./lib/charts.js";
 import { bytesLarge, met, num, ratio, table } from "./lib/format.js";
 import { chartImage, labelOf } from "./lib/render.js";
@@ -19,6 +25,7 @@ import { SCENARIOS } from "./scenarios/index.js";
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const LATEST = join(ROOT, "bench", "results", "latest.json");
 export const WORKER_POOL = join(ROOT, "bench", "results", "worker-pool.json");
+export const SERVING = join(ROOT, "bench", "results", "serving.json");
 
 function contextOf(results: BenchResults): RenderContext {
   return { subjects: results.subjects, judge: results.mode === "full" };
@@ -238,6 +245,157 @@ function workerPoolSection(): { markdown: string; charts: Chart[] } {
   };
 }
 
+/** The shape `bench/serving.ts` writes. */
+interface ServingReport {
+  benchmark: string;
+  command: string;
+  date: string;
+  quick: boolean;
+  durationMs: number;
+  model: { inputs: number; hidden: number[]; outputs: number; file: string };
+  settings: Record<string, unknown> & { connections: number[]; rounds: number };
+  machine: {
+    cpu: string;
+    cores: number;
+    node: string;
+    loadAverageStart: number;
+    loadAverageEnd: number;
+  };
+  answersChecked: number;
+  ratioAtMaxConnections: number;
+  medians: ServingRun[];
+  targets: { target: string; value: string; met: string }[];
+}
+
+interface ServingRun {
+  endpoint: string;
+  connections: number;
+  requestsPerSecond: number;
+  p50Ms: number;
+  p95Ms: number;
+  p99Ms: number;
+  errors: number;
+}
+
+function isServingReport(json: unknown): json is ServingReport {
+  const r = json as Partial<ServingReport> | null;
+  return (
+    typeof r === "object" &&
+    r !== null &&
+    Array.isArray(r.medians) &&
+    r.medians.every((m) => typeof m?.endpoint === "string" && typeof m.p95Ms === "number") &&
+    Array.isArray(r.targets) &&
+    typeof r.model === "object"
+  );
+}
+
+const SERVING_COLORS: Record<string, string> = {
+  "/predict/batched": COLORS.ours,
+  "/predict": "#5c6f82",
+};
+
+function servingCharts(report: ServingReport): Chart[] {
+  const endpoints = [...new Set(report.medians.map((m) => m.endpoint))];
+  const colors = endpoints.map((e) => SERVING_COLORS[e] ?? "#888");
+  const model = `MLP ${report.model.inputs}-${report.model.hidden.join("-")}-${report.model.outputs}`;
+  const throughput: LineDatum[] = report.medians.map((m) => ({
+    x: m.connections,
+    value: m.requestsPerSecond,
+    series: m.endpoint,
+    variant: "",
+    text: num(m.requestsPerSecond, 0),
+  }));
+  const latency: LineDatum[] = report.medians.flatMap((m) =>
+    (["p50", "p95", "p99"] as const).map((p) => {
+      const value = m[`${p}Ms`];
+      return {
+        x: m.connections,
+        value,
+        series: m.endpoint,
+        variant: p,
+        text: p === "p95" ? `${num(value, value >= 100 ? 0 : 1)} ms` : "",
+      };
+    }),
+  );
+  const subtitle = [
+    `${model} on onnxruntime-node, one Fastify server; autocannon closed loop, ${report.machine.cores} cores shared by server and load.`,
+    `Median of ${report.settings.rounds} rounds per point.`,
+  ];
+  return [
+    {
+      name: "serving-throughput",
+      alt: "requests per second against connections, per endpoint",
+      spec: lineChart({
+        title: "Model serving: requests/s against load (higher is better)",
+        subtitle,
+        xTitle: "concurrent connections",
+        yTitle: "requests/s",
+        data: throughput,
+        series: endpoints,
+        seriesColors: colors,
+      }),
+    },
+    {
+      name: "serving-latency",
+      alt: "latency p50, p95 and p99 against connections, per endpoint",
+      spec: lineChart({
+        title: "Model serving: latency against load (lower is better)",
+        subtitle: [...subtitle, "Solid: p95 (labelled); dashed: p50 below, p99 above. Log scale."],
+        xTitle: "concurrent connections",
+        yTitle: "latency (ms)",
+        data: latency,
+        series: endpoints,
+        seriesColors: colors,
+        variants: ["p50", "p95", "p99"],
+        logY: true,
+      }),
+    },
+  ];
+}
+
+function servingSection(): { markdown: string; charts: Chart[] } {
+  const title = "## Model serving over HTTP";
+  if (!existsSync(SERVING)) {
+    return {
+      markdown: `${title}\n\nNot in this report: \`bench/results/serving.json\` does not exist yet. Produce it with \`npm run bench:serving\` (the model-serving example under autocannon, \`async-batcher/onnx\`), then regenerate this page with \`npx tsx bench/report.ts\`.`,
+      charts: [],
+    };
+  }
+  const json: unknown = JSON.parse(readFileSync(SERVING, "utf8"));
+  const source =
+    "From `bench/results/serving.json`, written by `npm run bench:serving` (a run of its own, not part of `npm run bench`)";
+  if (!isServingReport(json)) {
+    return { markdown: `${title}\n\n${source}.\n\n${renderJson(json, 3)}`, charts: [] };
+  }
+  const rows = table(
+    ["endpoint", "connections", "requests/s", "p50 ms", "p95 ms", "p99 ms", "errors"],
+    json.medians.map((m) => [
+      `\`POST ${m.endpoint}\``,
+      String(m.connections),
+      num(m.requestsPerSecond, 0),
+      num(m.p50Ms, 1),
+      num(m.p95Ms, 1),
+      num(m.p99Ms, 1),
+      String(m.errors),
+    ]),
+    1,
+  );
+  const targets = table(
+    ["target", "measured", "met"],
+    json.targets.map((t) => [t.target, t.value, t.met]),
+    3,
+  );
+  const charts = servingCharts(json);
+  const settings = Object.entries(json.settings)
+    .map(([k, v]) => `${k} ${Array.isArray(v) ? v.join("/") : String(v)}`)
+    .join(", ");
+  const m = json.machine;
+  return {
+    markdown: `${title}\n\n${source}, on ${json.date.slice(0, 10)}${json.quick ? " (**quick run: not judged**)" : ""} (the run took ${minutes(json.durationMs)}): ${json.benchmark}. The server is [\`examples/model-serving/\`](examples/model-serving/server.ts): \`POST /predict\` calls \`session.run()\` once per request on the main thread; \`POST /predict/batched\` goes through \`OnnxBatcher\` (one worker thread, one intra-op thread). Before the load, ${json.answersChecked} answers were checked against the TypeScript forward pass. ${m.cpu}, ${m.cores} cores, Node.js ${m.node}; load average ${m.loadAverageStart} → ${m.loadAverageEnd}.\n\nSettings: ${settings}.\n\n${rows}\n\nBatched / unbatched requests/s at ${Math.max(...json.settings.connections)} connections: ${ratio(json.ratioAtMaxConnections)}.\n\n${charts.map((c) => chartImage(c.name, c.alt)).join("\n\n")}\n\n${targets}`,
+    charts,
+  };
+}
+
 function scenarioSection(
   result: ScenarioResult,
   context: RenderContext,
@@ -272,6 +430,7 @@ export async function writeReport(results: BenchResults, outDir: string): Promis
   const parts = [
     ...results.scenarios.map((scenario) => scenarioSection(scenario, context)),
     workerPoolSection(),
+    servingSection(),
   ];
   for (const { markdown, charts } of parts) {
     for (const chart of charts) {

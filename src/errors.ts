@@ -8,7 +8,8 @@ export type BatcherErrorCode =
   | "ERR_QUEUE_FULL"
   | "ERR_BATCHER_STOPPED"
   | "ERR_BATCH_RESULT"
-  | "ERR_WORKER_CRASHED";
+  | "ERR_WORKER_CRASHED"
+  | "ERR_INVALID_INPUT";
 
 /** Base class of every error created by the library. Match on `code`, not on the message. */
 export class BatcherError extends Error {
@@ -79,5 +80,32 @@ export class WorkerCrashedError extends BatcherError {
 
   constructor(message: string, options?: ErrorOptions) {
     super("ERR_WORKER_CRASHED", message, options);
+  }
+}
+
+/** What was wrong with an item that `InvalidInputError` rejected. */
+export type InvalidInputReason =
+  /** Not a value of an accepted type (a `Float32Array` or an array of numbers, say). */
+  | "type"
+  /** An accepted type, but not the expected number of values. */
+  | "length"
+  /** A value out of the accepted domain: `NaN` or an infinity where finite numbers are required. */
+  | "value";
+
+/**
+ * An item was refused before its batch ran: checked on `process()`, it rejects that caller alone
+ * and never reaches the batch (the other callers' items are batched as usual).
+ */
+export class InvalidInputError extends BatcherError {
+  override name = "InvalidInputError" as const;
+  declare readonly code: "ERR_INVALID_INPUT";
+  readonly reason: InvalidInputReason;
+  /** For `reason: "value"`: the position of the first bad value. */
+  readonly index: number | undefined;
+
+  constructor(reason: InvalidInputReason, message: string, index?: number) {
+    super("ERR_INVALID_INPUT", message);
+    this.reason = reason;
+    this.index = index;
   }
 }

@@ -5,6 +5,8 @@ export {
   type BatcherErrorCode,
   BatcherStoppedError,
   BatchResultError,
+  InvalidInputError,
+  type InvalidInputReason,
   QueueFullError,
   WorkerCrashedError,
 } from "./errors.js";

@@ -301,3 +301,81 @@ export function stripChart(o: {
     config: CONFIG,
   } as unknown as TopLevelSpec;
 }
+
+export interface LineDatum {
+  /** The x value (a load level, such as connections). */
+  x: number;
+  value: number;
+  /** The line's color: one per series (an endpoint). */
+  series: string;
+  /** The line's dash: one per variant (a percentile); `""` for solid lines only. */
+  variant: string;
+  text: string;
+}
+
+/**
+ * Lines of a value against a load level (x on a log-2 scale, one tick per level measured), one
+ * color per series and one dash per variant, with a labelled point at each measurement.
+ */
+export function lineChart(o: {
+  title: string;
+  subtitle: string[];
+  xTitle: string;
+  yTitle: string;
+  data: LineDatum[];
+  series: string[];
+  seriesColors: string[];
+  variants?: string[];
+  logY?: boolean;
+}): TopLevelSpec {
+  const levels = [...new Set(o.data.map((d) => d.x))].sort((a, b) => a - b);
+  const x = {
+    field: "x",
+    type: "quantitative",
+    title: o.xTitle,
+    scale: { type: "log", base: 2, nice: false, padding: 24 },
+    axis: { values: levels, format: "d" },
+  };
+  const y = {
+    field: "value",
+    type: "quantitative",
+    title: o.yTitle,
+    scale: o.logY ? { type: "log" } : { zero: true },
+  };
+  const color = {
+    field: "series",
+    type: "nominal",
+    title: null,
+    sort: o.series,
+    scale: { domain: o.series, range: o.seriesColors },
+  };
+  const variants = o.variants ?? [];
+  const detail =
+    variants.length > 1
+      ? {
+          strokeDash: {
+            field: "variant",
+            type: "nominal",
+            title: null,
+            sort: variants,
+            scale: { domain: variants, range: variants.map((_, i) => (i === 1 ? [1, 0] : [5, 3])) },
+          },
+        }
+      : {};
+  return {
+    $schema: "https://vega.github.io/schema/vega-lite/v6.json",
+    title: { text: o.title, subtitle: o.subtitle },
+    width: 560,
+    height: 300,
+    data: { values: o.data },
+    layer: [
+      { mark: { type: "line", strokeWidth: 2 }, encoding: { x, y, color, ...detail } },
+      { mark: { type: "point", filled: true, size: 40 }, encoding: { x, y, color } },
+      {
+        mark: { type: "text", align: "left", dx: 6, dy: -6, fontSize: 10, color: "#222" },
+        encoding: { x, y, text: { field: "text" } },
+      },
+    ],
+    config: CONFIG,
+  } as unknown as TopLevelSpec;
+}

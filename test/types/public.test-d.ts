@@ -323,7 +323,11 @@ describe("BatchResult and BatchFunction", () => {
 describe("errors", () => {
   it("have literal codes and names", () => {
     expectTypeOf<BatcherErrorCode>().toEqualTypeOf<
-      "ERR_QUEUE_FULL" | "ERR_BATCHER_STOPPED" | "ERR_BATCH_RESULT" | "ERR_WORKER_CRASHED"
+      | "ERR_QUEUE_FULL"
+      | "ERR_BATCHER_STOPPED"
+      | "ERR_BATCH_RESULT"
+      | "ERR_WORKER_CRASHED"
+      | "ERR_INVALID_INPUT"
     >();
     expectTypeOf<BatcherError["code"]>().toEqualTypeOf<BatcherErrorCode>();
     expectTypeOf<QueueFullError["code"]>().toEqualTypeOf<"ERR_QUEUE_FULL">();
