@@ -8,6 +8,14 @@ import type { Clock } from "./clock.js";
 export const EPSILON_MS = 1e-6;
 
 /**
+ * Host timers have 1 ms resolution and often fire up to a millisecond early. When less than a
+ * millisecond is left, the timer waits on the next turns of the event loop instead of a whole
+ * extra timer tick (which would make the batch up to 1 ms late); at most this many turns in a
+ * row, so a clock that does not move (fake timers) cannot spin forever.
+ */
+const MAX_TURNS = 1000;
+
+/**
  * The clock, read at most once per tick: every item submitted in one synchronous run shares one
  * reading (a clock read costs about as much as the rest of `process()`). The reading is forgotten
  * on the next microtask, and at every timer callback.
@@ -43,6 +51,11 @@ export class DeadlineTimer {
   readonly #time: TickClock;
   readonly #onFire: () => void;
   #handle: unknown = undefined;
+  /** Whether `#handle` is an immediate rather than a timer. */
+  #immediate = false;
+  /** Immediates in a row for the deadline `#turnsFor`. */
+  #turns = 0;
+  #turnsFor = Number.NaN;
   /** Clock time the armed timer is due at; `Infinity` when none is armed. */
   #at = Number.POSITIVE_INFINITY;
 
@@ -53,16 +66,29 @@ export class DeadlineTimer {
 
   arm(at: number): void {
     if (this.#at <= at) return;
+    this.clear();
     const clock = this.#time.clock;
-    if (this.#handle !== undefined) clock.clearTimeout(this.#handle);
     this.#at = at;
-    const delay = Math.ceil(at - this.#time.now() - EPSILON_MS);
-    this.#handle = clock.setTimeout(this.#fire, Math.max(delay, 0));
+    const left = at - this.#time.now();
+    if (at !== this.#turnsFor) {
+      this.#turnsFor = at;
+      this.#turns = 0;
+    }
+    if (left < 1 && clock.setImmediate !== undefined && this.#turns < MAX_TURNS) {
+      this.#turns++;
+      this.#immediate = true;
+      this.#handle = clock.setImmediate(this.#fire);
+      return;
+    }
+    this.#immediate = false;
+    this.#handle = clock.setTimeout(this.#fire, Math.max(Math.ceil(left - EPSILON_MS), 0));
   }
 
   clear(): void {
     if (this.#handle === undefined) return;
-    this.#time.clock.clearTimeout(this.#handle);
+    const clock = this.#time.clock;
+    if (this.#immediate) clock.clearImmediate?.(this.#handle);
+    else clock.clearTimeout(this.#handle);
     this.#handle = undefined;
     this.#at = Number.POSITIVE_INFINITY;
   }

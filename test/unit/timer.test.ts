@@ -199,6 +199,97 @@ describe("an injected clock", () => {
   });
 });
 
+/** A `ManualClock` that also has `setImmediate`, fired by hand like its timers. */
+class ManualClockWithImmediate extends ManualClock {
+  readonly immediates = new Map<number, () => void>();
+  #nextId = 1;
+
+  setImmediate(callback: () => void): unknown {
+    const id = this.#nextId++;
+    this.immediates.set(id, callback);
+    return id;
+  }
+
+  clearImmediate(handle: unknown): void {
+    this.immediates.delete(handle as number);
+  }
+
+  fireImmediates(): void {
+    const pending = [...this.immediates.values()];
+    this.immediates.clear();
+    for (const callback of pending) callback();
+  }
+}
+
+describe("the last fraction of a millisecond", () => {
+  it("is waited out on the next turns of the event loop, not with another timer", async () => {
+    const clock = new ManualClockWithImmediate();
+    const { batcher, calls } = syncBatcher({ maxQueueTime: 10, clock });
+    const result = batcher.process(1);
+    await runJobs();
+    expect([...clock.timers.values()].map((timer) => timer.ms)).toEqual([10]);
+
+    clock.time = 9.4; // the host timer fired 0.6 ms early
+    clock.fireAll();
+    await runJobs();
+    expect(calls).toEqual([]);
+    expect(clock.timers.size).toBe(0);
+    expect(clock.immediates.size).toBe(1);
+
+    clock.time = 9.9;
+    clock.fireImmediates(); // still early: another turn
+    await runJobs();
+    expect(calls).toEqual([]);
+    expect(clock.immediates.size).toBe(1);
+
+    clock.time = 10;
+    clock.fireImmediates();
+    await runJobs();
+    expect(calls).toEqual([[1]]);
+    await expect(result).resolves.toBe(2);
+    expect(clock.immediates.size + clock.timers.size).toBe(0);
+    await batcher.stop();
+  });
+
+  it("falls back to a timer when the clock does not move", async () => {
+    const clock = new ManualClockWithImmediate();
+    const { batcher, calls } = syncBatcher({ maxQueueTime: 10, clock });
+    const result = batcher.process(1);
+    await runJobs();
+    clock.time = 9.5;
+    clock.fireAll();
+    let turns = 0;
+    while (clock.immediates.size > 0) {
+      clock.fireImmediates();
+      turns++;
+    }
+    await runJobs();
+    expect(turns).toBe(1000);
+    expect(calls).toEqual([]);
+    expect([...clock.timers.values()].map((timer) => timer.ms)).toEqual([1]);
+    clock.time = 10.5;
+    clock.fireAll();
+    await runJobs();
+    expect(calls).toEqual([[1]]);
+    await expect(result).resolves.toBe(2);
+    await batcher.stop();
+  });
+
+  it("leaves no immediate behind when the batcher stops", async () => {
+    const clock = new ManualClockWithImmediate();
+    const { batcher } = syncBatcher({ maxQueueTime: 10, clock });
+    const result = batcher.process(1);
+    await runJobs();
+    clock.time = 9.5;
+    clock.fireAll();
+    await runJobs();
+    expect(clock.immediates.size).toBe(1);
+    await batcher.stop({ force: true });
+    expect(clock.immediates.size).toBe(0);
+    await expect(result).rejects.toMatchObject({ code: "ERR_BATCHER_STOPPED" });
+  });
+});
+
 describe("maxQueueTime: 0", () => {
   it("puts everything submitted in the same tick into one batch, across chained awaits", async () => {
     const { batcher, calls } = syncBatcher({ maxQueueTime: 0 });
