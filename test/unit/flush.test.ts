@@ -2,65 +2,9 @@
  * `flush()`: cuts what is queued now without waiting for the timer, and resolves once those items
  * have settled.
  */
-import {
-  type BatchContext,
-  type BatcherOptions,
-  BatcherStoppedError,
-  type CutReason,
-  createBatcher,
-} from "async-batcher";
+import { BatcherStoppedError, createBatcher } from "async-batcher";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-
-interface Call {
-  items: number[];
-  context: BatchContext;
-  resolve: (results: number[]) => void;
-}
-
-/** A batcher whose batches stay in flight until the test settles them through `calls`. */
-function manualBatcher(options: BatcherOptions) {
-  const calls: Call[] = [];
-  const reasons: CutReason[] = [];
-  let running = 0;
-  let maxRunning = 0;
-  const batcher = createBatcher<number, number>(
-    (items, context) => {
-      running++;
-      maxRunning = Math.max(maxRunning, running);
-      return new Promise<number[]>((resolve) => {
-        calls.push({ items: [...items], context, resolve });
-      }).finally(() => {
-        running--;
-      });
-    },
-    {
-      ...options,
-      logger: (event) => {
-        if (event.type === "batchCut") reasons.push(event.reason);
-      },
-    },
-  );
-  return { batcher, calls, reasons, maxRunning: () => maxRunning };
-}
-
-const double = (call: Call | undefined) => call?.resolve(call.items.map((x) => x * 2));
-
-/** Records whether a promise has settled, and keeps a rejection from going unhandled. */
-function track(promise: Promise<unknown>) {
-  const state = { settled: false };
-  promise.then(
-    () => {
-      state.settled = true;
-    },
-    () => {
-      state.settled = true;
-    },
-  );
-  return state;
-}
-
-/** Lets every pending job run (microtasks, ticks) without moving the fake clock. */
-const runJobs = () => vi.advanceTimersByTimeAsync(0);
+import { double, manualBatcher, runJobs, track } from "../helpers/manual.js";
 
 beforeEach(() => {
   vi.useFakeTimers({ now: 0 });

@@ -1,45 +1,9 @@
 /**
  * `onIdle()`: resolves when nothing is queued or in flight.
  */
-import { type BatcherOptions, BatcherStoppedError, createBatcher } from "async-batcher";
+import { BatcherStoppedError, createBatcher } from "async-batcher";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-
-interface Call {
-  items: number[];
-  resolve: (results: number[]) => void;
-}
-
-/** A batcher whose batches stay in flight until the test settles them through `calls`. */
-function manualBatcher(options: BatcherOptions) {
-  const calls: Call[] = [];
-  const batcher = createBatcher<number, number>(
-    (items) =>
-      new Promise((resolve) => {
-        calls.push({ items: [...items], resolve });
-      }),
-    options,
-  );
-  return { batcher, calls };
-}
-
-const double = (call: Call | undefined) => call?.resolve(call.items.map((x) => x * 2));
-
-/** Records whether a promise has settled, and keeps a rejection from going unhandled. */
-function track(promise: Promise<unknown>) {
-  const state = { settled: false };
-  promise.then(
-    () => {
-      state.settled = true;
-    },
-    () => {
-      state.settled = true;
-    },
-  );
-  return state;
-}
-
-/** Lets every pending job run (microtasks, ticks) without moving the fake clock. */
-const runJobs = () => vi.advanceTimersByTimeAsync(0);
+import { double, manualBatcher, runJobs, track } from "../helpers/manual.js";
 
 beforeEach(() => {
   vi.useFakeTimers({ now: 0 });

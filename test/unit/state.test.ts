@@ -1,37 +1,9 @@
 /**
  * The batcher's observable state: `isRunning`, `queueSize`, `inFlight`, and `maxQueueSize`.
  */
-import {
-  BatcherError,
-  type BatcherOptions,
-  BatcherStoppedError,
-  createBatcher,
-  QueueFullError,
-} from "async-batcher";
+import { BatcherError, BatcherStoppedError, createBatcher, QueueFullError } from "async-batcher";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-
-interface Call {
-  items: number[];
-  resolve: (results: number[]) => void;
-}
-
-/** A batcher whose batches stay in flight until the test settles them through `calls`. */
-function manualBatcher(options: BatcherOptions) {
-  const calls: Call[] = [];
-  const batcher = createBatcher<number, number>(
-    (items) =>
-      new Promise((resolve) => {
-        calls.push({ items: [...items], resolve });
-      }),
-    options,
-  );
-  return { batcher, calls };
-}
-
-const double = (call: Call | undefined) => call?.resolve(call.items.map((x) => x * 2));
-
-/** Lets every pending job run (microtasks, ticks) without moving the fake clock. */
-const runJobs = () => vi.advanceTimersByTimeAsync(0);
+import { double, manualBatcher, runJobs } from "../helpers/manual.js";
 
 beforeEach(() => {
   vi.useFakeTimers({ now: 0 });

@@ -1,61 +1,9 @@
 /**
  * `stop()`: graceful drain, force, timeout escalation, idempotence and option checks.
  */
-import {
-  type BatchContext,
-  type BatcherOptions,
-  BatcherStoppedError,
-  type BatchResult,
-  type CutReason,
-  createBatcher,
-} from "async-batcher";
+import { BatcherStoppedError, createBatcher } from "async-batcher";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-
-interface Call {
-  items: number[];
-  context: BatchContext;
-  startedAt: number;
-  resolve: (results: BatchResult<number>) => void;
-  reject: (error: unknown) => void;
-}
-
-/** A batcher whose batches stay in flight until the test settles them through `calls`. */
-function manualBatcher(options: BatcherOptions) {
-  const calls: Call[] = [];
-  const reasons: CutReason[] = [];
-  const batcher = createBatcher<number, number>(
-    (items, context) =>
-      new Promise((resolve, reject) => {
-        calls.push({ items: [...items], context, startedAt: Date.now(), resolve, reject });
-      }),
-    {
-      ...options,
-      logger: (event) => {
-        if (event.type === "batchCut") reasons.push(event.reason);
-      },
-    },
-  );
-  return { batcher, calls, reasons };
-}
-
-const double = (call: Call | undefined) => call?.resolve(call.items.map((x) => x * 2));
-
-/** Records whether a promise has settled, and keeps a rejection from going unhandled. */
-function track(promise: Promise<unknown>) {
-  const state = { settled: false };
-  promise.then(
-    () => {
-      state.settled = true;
-    },
-    () => {
-      state.settled = true;
-    },
-  );
-  return state;
-}
-
-/** Lets every pending job run (microtasks, ticks) without moving the fake clock. */
-const runJobs = () => vi.advanceTimersByTimeAsync(0);
+import { double, manualBatcher, runJobs, track } from "../helpers/manual.js";
 
 beforeEach(() => {
   vi.useFakeTimers({ now: 0 });

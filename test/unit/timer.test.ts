@@ -2,57 +2,9 @@
  * Time: one timer per batcher and none when idle, an injected clock whose timers fire early,
  * `maxQueueTime` 0 and `Infinity`, and deadlines counted from the oldest item's arrival.
  */
-import { type BatcherOptions, type Clock, type CutReason, createBatcher } from "async-batcher";
+import type { Clock } from "async-batcher";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
-
-interface Call {
-  items: number[];
-  startedAt: number;
-  resolve: (results: number[]) => void;
-}
-
-/** A batcher whose batches stay in flight until the test settles them through `calls`. */
-function manualBatcher(options: BatcherOptions) {
-  const calls: Call[] = [];
-  const reasons: CutReason[] = [];
-  const batcher = createBatcher<number, number>(
-    (items) =>
-      new Promise((resolve) => {
-        calls.push({ items: [...items], startedAt: Date.now(), resolve });
-      }),
-    {
-      ...options,
-      logger: (event) => {
-        if (event.type === "batchCut") reasons.push(event.reason);
-      },
-    },
-  );
-  return { batcher, calls, reasons };
-}
-
-/** A batcher that answers each batch at once, recording the batches. */
-function syncBatcher(options: BatcherOptions) {
-  const calls: number[][] = [];
-  const reasons: CutReason[] = [];
-  const batcher = createBatcher(
-    (items: number[]) => {
-      calls.push([...items]);
-      return items.map((x) => x * 2);
-    },
-    {
-      ...options,
-      logger: (event) => {
-        if (event.type === "batchCut") reasons.push(event.reason);
-      },
-    },
-  );
-  return { batcher, calls, reasons };
-}
-
-const double = (call: Call | undefined) => call?.resolve(call.items.map((x) => x * 2));
-
-/** Lets every pending job run (microtasks, ticks) without moving the fake clock. */
-const runJobs = () => vi.advanceTimersByTimeAsync(0);
+import { double, manualBatcher, runJobs, syncBatcher } from "../helpers/manual.js";
 
 /** A clock driven by hand: `time` is what `now()` says, and timers fire only when told to. */
 class ManualClock implements Clock {
