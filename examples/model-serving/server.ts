@@ -103,6 +103,19 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
   // For monitoring (and the shutdown test): examples waiting for a batch, and in running batches.
   app.get("/stats", async () => ({ queued: batcher.queueSize, inFlight: batcher.inFlight }));
 
+  // While closing, answer on a connection that then closes: a client's idle keep-alive
+  // connection would otherwise hold the server open until its keep-alive timeout.
+  // Closing also starts the batcher's graceful stop at once: what is queued is cut into batches
+  // now rather than after maxQueueTime, and the requests waiting for it are answered sooner.
+  let closing = false;
+  app.addHook("preClose", async () => {
+    closing = true;
+    batcher.stop().catch(() => {}); // awaited (the same promise) in onClose
+  });
+  app.addHook("onSend", async (_request, reply) => {
+    if (closing) reply.header("connection", "close");
+  });
+
   // close(): the server stops accepting, requests in progress are answered, then this runs:
   // the batcher drains what is queued and stops its threads.
   app.addHook("onClose", async () => {
