@@ -53,8 +53,11 @@ export async function buildServer(options: ServerOptions): Promise<FastifyInstan
     maxBatchSize: options.maxBatchSize ?? 128,
     maxQueueTime: options.maxQueueTime ?? 2,
   });
-  // Load the model in the worker thread now, not on the first request.
-  await batcher.process(new Float32Array(spec.inputs));
+  // Load the model in the worker thread now, not on the first request (flush: without waiting
+  // for maxQueueTime).
+  const warmUp = batcher.process(new Float32Array(spec.inputs));
+  await batcher.flush();
+  await warmUp;
 
   const app = Fastify({ logger: false, return503OnClosing: true });
   const schema = {
