@@ -1,14 +1,22 @@
 #!/usr/bin/env node
 // Proves that users can install the package: lints the packed tarball (publint, are-the-types-wrong),
 // checks that the core's build reaches no `node:*` module and no piscina, installs the tarball
-// (with piscina, the worker subpath's peer) into an empty project, runs the README quickstart from
-// both `import` and `require`, and runs a batch in a worker thread through `async-batcher/worker`
-// from both too. It checks the build, it does not make it: run `npm run build` first (CI does).
+// (with piscina and onnxruntime-node, the subpaths' peers) into an empty project, runs the README
+// quickstart from both `import` and `require`, and runs a batch in a worker thread through
+// `async-batcher/worker` and the small generated model through `async-batcher/onnx` from both too. It checks the build, it does not make it: run `npm run build` first (CI does).
 //
 // Usage: npm run build && npm run check:package
 
 import { spawnSync } from "node:child_process";
-import { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from "node:fs";
+import {
+  copyFileSync,
+  existsSync,
+  mkdirSync,
+  mkdtempSync,
+  readFileSync,
+  rmSync,
+  writeFileSync,
+} from "node:fs";
 import { builtinModules } from "node:module";
 import { tmpdir } from "node:os";
 import { dirname, join, resolve } from "node:path";
@@ -34,7 +42,9 @@ function run(command, args, { cwd = root, timeout = 120_000 } = {}) {
   // npm and npx are .cmd shims on Windows, which only a shell can start.
   const shell = process.platform === "win32";
   const argv = shell ? args.map((arg) => (/[\s"]/.test(arg) ? JSON.stringify(arg) : arg)) : args;
-  const result = spawnSync(command, argv, { cwd, encoding: "utf8", shell, timeout });
+  // onnxruntime-node's install script would download CUDA libraries: its CPU runtime is enough.
+  const env = { ...process.env, ONNXRUNTIME_NODE_INSTALL: "skip" };
+  const result = spawnSync(command, argv, { cwd, encoding: "utf8", shell, timeout, env });
   const line = `${command} ${args.join(" ")}`;
   if (result.error?.code === "ETIMEDOUT") {
     throw new CheckError(
@@ -226,6 +236,29 @@ ${body}
 `;
 }
 
+// Loads \`async-batcher/onnx\` the way users do and runs the small generated model (16 inputs,
+// 5 softmax outputs) in a worker thread: prints the output row's length and sum (1, a softmax),
+// and the code of the error for an example of the wrong length.
+function onnxScript(format) {
+  const esm = format === "esm";
+  const load = esm
+    ? `import { OnnxBatcher } from "async-batcher/onnx";
+const model = new URL("./small.onnx", import.meta.url);`
+    : `const { OnnxBatcher } = require("async-batcher/onnx");
+const model = require("node:path").join(__dirname, "small.onnx");`;
+  const body = `const batcher = new OnnxBatcher({ model, maxQueueTime: 1 });
+const row = await batcher.process(new Float32Array(batcher.exampleSize).fill(0.5));
+const bad = await batcher.process([1, 2, 3]).catch((e) => e);
+await batcher.stop();
+const sum = row.reduce((a, b) => a + b, 0);
+console.log(row.length, Math.abs(sum - 1) < 1e-5 ? "sum 1" : "sum " + sum, bad.code);`;
+  return esm
+    ? `${load}\n${body}\n`
+    : `${load}\n(async () => {\n${body}\n})().catch((error) => {\n  console.error(error);\n  process.exitCode = 1;\n});\n`;
+}
+
+const ONNX_EXPECTED = "5 sum 1 ERR_INVALID_INPUT";
+
 function main() {
   const missing = entryFiles().filter((file) => !existsSync(join(root, file)));
   if (missing.length > 0) {
@@ -253,10 +286,15 @@ function main() {
     const project = join(work, "project");
     mkdirSync(project);
     run("npm", ["init", "-y"], { cwd: project });
-    // piscina: the worker subpath's optional peer dependency, at the range the package asks for.
-    const piscina = `piscina@${manifest.peerDependencies.piscina}`;
-    run("npm", ["install", tarball, piscina, "--no-audit", "--no-fund"], { cwd: project });
-    summary.push(`installed into an empty project, with ${piscina}`);
+    // The optional peers of the subpaths, at the ranges the package asks for.
+    const peers = ["piscina", "onnxruntime-node"].map(
+      (name) => `${name}@${manifest.peerDependencies[name]}`,
+    );
+    run("npm", ["install", tarball, ...peers, "--no-audit", "--no-fund"], {
+      cwd: project,
+      timeout: 300_000,
+    });
+    summary.push(`installed into an empty project, with ${peers.join(" and ")}`);
 
     const version = run("node", ["-p", 'require("async-batcher/package.json").version'], {
       cwd: project,
@@ -296,6 +334,25 @@ function main() {
       }
       summary.push(
         `async-batcher/worker via ${how} (${file}): a batch in a worker thread, ${output}`,
+      );
+    }
+
+    // The small model of the serving example, generated from code by the repository's script.
+    const model = run("npx", ["--no", "tsx", "scripts/generate-model.ts", "--small"]).trim();
+    copyFileSync(model.replace(/ \(\d+ ms\)$/, ""), join(project, "small.onnx"));
+    for (const [file, format, how] of [
+      ["onnx.mjs", "esm", "import"],
+      ["onnx.cjs", "cjs", "require"],
+    ]) {
+      writeFileSync(join(project, file), onnxScript(format));
+      const output = run("node", [file], { cwd: project, timeout: 60_000 }).trim();
+      if (output !== ONNX_EXPECTED) {
+        throw new CheckError(
+          `node ${file} printed ${JSON.stringify(output)}, expected ${ONNX_EXPECTED}`,
+        );
+      }
+      summary.push(
+        `async-batcher/onnx via ${how} (${file}): a batch in a worker thread, ${output}`,
       );
     }
 
