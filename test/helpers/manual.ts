@@ -71,15 +71,16 @@ export const double = (
   call: { items: number[]; resolve: (results: number[]) => void } | undefined,
 ) => call?.resolve(call.items.map((x) => x * 2));
 
-/** Records whether a promise has settled, and keeps a rejection from going unhandled. */
+/** Records whether a promise has settled and how, keeping a rejection from going unhandled. */
 export function track(promise: Promise<unknown>) {
-  const state = { settled: false };
+  const state: { settled: boolean; error?: unknown } = { settled: false };
   promise.then(
     () => {
       state.settled = true;
     },
-    () => {
+    (error: unknown) => {
       state.settled = true;
+      state.error = error;
     },
   );
   return state;

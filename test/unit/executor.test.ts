@@ -17,6 +17,7 @@ import {
   type ExecutorCloseOptions,
 } from "async-batcher";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { runJobs, track } from "../helpers/manual.js";
 
 interface Run {
   batch: number[];
@@ -55,24 +56,6 @@ function batcherWith(executor: Executor<number, number>, options: BatcherOptions
 }
 
 const double = (run: Run | undefined) => run?.resolve(run.batch.map((x) => x * 2));
-
-/** Records whether a promise has settled and how, keeping a rejection from going unhandled. */
-function track(promise: Promise<unknown>) {
-  const state: { settled: boolean; error?: unknown } = { settled: false };
-  promise.then(
-    () => {
-      state.settled = true;
-    },
-    (error: unknown) => {
-      state.settled = true;
-      state.error = error;
-    },
-  );
-  return state;
-}
-
-/** Lets every pending job run without moving the fake clock. */
-const runJobs = () => vi.advanceTimersByTimeAsync(0);
 
 beforeEach(() => {
   vi.useFakeTimers({ now: 0 });
