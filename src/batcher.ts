@@ -1,6 +1,12 @@
 import { Engine } from "./internal/engine.js";
-import { type BatcherOptions, durationOption, resolveOptions } from "./options.js";
-import type { BatchContext, BatchResult, StopOptions } from "./types.js";
+import {
+  type BatcherOptions,
+  durationOption,
+  resolveOptions,
+  resolveTunable,
+  type TunableOptions,
+} from "./options.js";
+import type { BatchContext, BatchResult, ProcessOptions, StopOptions } from "./types.js";
 
 // Symbol.asyncDispose is standard from Node 20 on; older hosts get the registered fallback.
 const asyncDispose: typeof Symbol.asyncDispose =
@@ -17,10 +23,13 @@ const asyncDispose: typeof Symbol.asyncDispose =
  */
 export abstract class AsyncBatcher<T, R> implements AsyncDisposable {
   readonly #engine: Engine<T, R>;
+  readonly #weighs: boolean;
 
   constructor(options?: BatcherOptions<T, R>) {
+    const resolved = resolveOptions(options);
+    this.#weighs = resolved.weigh !== undefined;
     this.#engine = new Engine<T, R>(
-      resolveOptions(options),
+      resolved,
       (batch, context) => this.processBatch(batch, context),
       new.target.name || "AsyncBatcher",
     );
@@ -38,12 +47,29 @@ export abstract class AsyncBatcher<T, R> implements AsyncDisposable {
   ): BatchResult<R> | PromiseLike<BatchResult<R>>;
 
   /**
-   * Queues one item and resolves with its own result once its batch has run. Rejects with
-   * `QueueFullError` when `maxQueueSize` items are waiting, and with `BatcherStoppedError` once
-   * `stop()` has been called.
+   * Queues one item and resolves with its own result once its batch has run.
+   *
+   * Rejects with `BatcherStoppedError` once `stop()` has been called; with `QueueFullError` when
+   * `maxQueueSize` items are waiting (see `onQueueFull`); with `signal.reason` when `signal`
+   * aborts first, and with `ItemTimeoutError` when `timeout` passes first; with
+   * `ItemTooLargeError` when the item weighs more than `maxBatchWeight`; with what `weigh` or
+   * `batchKey` threw, or `InvalidInputError` when they returned something unusable; and with a
+   * `TypeError` or `RangeError` for bad `options`. Never throws.
    */
-  process(item: T): Promise<R> {
-    return this.#engine.submit(item);
+  process(item: T, options?: ProcessOptions): Promise<R> {
+    return this.#engine.submit(item, options);
+  }
+
+  /**
+   * Changes limits on the running batcher: `maxBatchSize`, `maxQueueTime`, `concurrency`,
+   * `maxQueueSize`, `maxBatchWeight` and `rateLimit`. Checked like the constructor's options (all
+   * of them before any applies; a key set to `undefined` goes back to its default), and applied
+   * at once: a larger `concurrency` or a smaller `maxBatchSize` cuts the batches now due, a larger
+   * `maxQueueSize` lets waiting callers in. Items already queued stay queued when `maxQueueSize`
+   * shrinks; items heavier than a lowered `maxBatchWeight` reject with `ItemTooLargeError`.
+   */
+  setOptions(options: TunableOptions): void {
+    this.#engine.setOptions(resolveTunable(options, this.#weighs));
   }
 
   /**
@@ -97,9 +123,14 @@ export abstract class AsyncBatcher<T, R> implements AsyncDisposable {
     return this.#engine.isRunning;
   }
 
-  /** Items waiting in the queue, not yet in a batch. */
+  /** Items waiting in the queue, not yet in a batch (counted against `maxQueueSize`). */
   get queueSize(): number {
     return this.#engine.queueSize;
+  }
+
+  /** Callers waiting for room in a full queue, with `onQueueFull: "wait"`. */
+  get waiting(): number {
+    return this.#engine.waiting;
   }
 
   /** Items in batches that are being processed. */

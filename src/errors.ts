@@ -9,7 +9,9 @@ export type BatcherErrorCode =
   | "ERR_BATCHER_STOPPED"
   | "ERR_BATCH_RESULT"
   | "ERR_WORKER_CRASHED"
-  | "ERR_INVALID_INPUT";
+  | "ERR_INVALID_INPUT"
+  | "ERR_ITEM_TIMEOUT"
+  | "ERR_ITEM_TOO_LARGE";
 
 /** Base class of every error created by the library. Match on `code`, not on the message. */
 export class BatcherError extends Error {
@@ -22,16 +24,56 @@ export class BatcherError extends Error {
   }
 }
 
-/** `process()` was called while `maxQueueSize` items were already waiting. */
+/**
+ * The queue was full: `process()` was called while `maxQueueSize` items were waiting (with
+ * `onQueueFull: "reject"`), or this item was the oldest waiting one and a newer item took its
+ * place (with `onQueueFull: "dropOldest"`).
+ */
 export class QueueFullError extends BatcherError {
   override name = "QueueFullError" as const;
   declare readonly code: "ERR_QUEUE_FULL";
   /** The `maxQueueSize` that was reached. */
   readonly maxQueueSize: number;
 
-  constructor(maxQueueSize: number) {
-    super("ERR_QUEUE_FULL", `queue is full: ${maxQueueSize} items are already waiting`);
+  constructor(maxQueueSize: number, message?: string) {
+    super("ERR_QUEUE_FULL", message ?? `queue is full: ${maxQueueSize} items are already waiting`);
     this.maxQueueSize = maxQueueSize;
+  }
+}
+
+/**
+ * The item's `timeout` (or the batcher's `itemTimeout`) passed before it settled, counted from
+ * `process()`. The item is then treated as aborted: it leaves the queue, or its result is dropped
+ * if its batch was already running.
+ */
+export class ItemTimeoutError extends BatcherError {
+  override name = "ItemTimeoutError" as const;
+  declare readonly code: "ERR_ITEM_TIMEOUT";
+  /** The timeout that passed, in ms. */
+  readonly timeout: number;
+
+  constructor(timeout: number) {
+    super("ERR_ITEM_TIMEOUT", `item timed out after ${timeout} ms`);
+    this.timeout = timeout;
+  }
+}
+
+/** The item weighs more than `maxBatchWeight` on its own, so no batch could ever hold it. */
+export class ItemTooLargeError extends BatcherError {
+  override name = "ItemTooLargeError" as const;
+  declare readonly code: "ERR_ITEM_TOO_LARGE";
+  /** What `weigh` returned for the item. */
+  readonly weight: number;
+  /** The `maxBatchWeight` it exceeds. */
+  readonly maxBatchWeight: number;
+
+  constructor(weight: number, maxBatchWeight: number) {
+    super(
+      "ERR_ITEM_TOO_LARGE",
+      `item weighs ${weight}, more than maxBatchWeight (${maxBatchWeight}) on its own`,
+    );
+    this.weight = weight;
+    this.maxBatchWeight = maxBatchWeight;
   }
 }
 
@@ -90,7 +132,11 @@ export type InvalidInputReason =
   /** An accepted type, but not the expected number of values. */
   | "length"
   /** A value out of the accepted domain: `NaN` or an infinity where finite numbers are required. */
-  | "value";
+  | "value"
+  /** `weigh` returned something other than a finite, non-negative number for the item. */
+  | "weight"
+  /** `batchKey` returned something other than a string or a finite number for the item. */
+  | "key";
 
 /**
  * An item was refused before its batch ran: checked on `process()`, it rejects that caller alone

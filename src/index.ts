@@ -7,6 +7,8 @@ export {
   BatchResultError,
   InvalidInputError,
   type InvalidInputReason,
+  ItemTimeoutError,
+  ItemTooLargeError,
   QueueFullError,
   WorkerCrashedError,
 } from "./errors.js";
@@ -17,6 +19,9 @@ export {
   type Clock,
   type CutReason,
   DEFAULTS,
+  type QueueFullPolicy,
+  type RateLimit,
+  type TunableOptions,
 } from "./options.js";
 export type {
   BatchContext,
@@ -24,5 +29,6 @@ export type {
   BatchResult,
   Executor,
   ExecutorCloseOptions,
+  ProcessOptions,
   StopOptions,
 } from "./types.js";

@@ -12,6 +12,8 @@ export type CutReason =
   | "time"
   /** `flush()` asked for everything queued. */
   | "flush"
+  /** It reached `maxBatchWeight`: the next item would not fit. */
+  | "weight"
   /** A graceful `stop()` is draining the queue. */
   | "stop";
 
@@ -23,6 +25,10 @@ export type BatcherLogEvent =
       batcher: string;
       batchId: number;
       size: number;
+      /** The batch's key, with `batchKey`. */
+      key?: string | number;
+      /** The batch's total weight, with `weigh`. */
+      weight?: number;
       reason: CutReason;
       /** How long the batch's oldest item waited in the queue, in ms. */
       waitMs: number;
@@ -53,6 +59,39 @@ export type BatcherLogEvent =
 
 /** Receives every log event. It must not throw; what it throws is ignored. */
 export type BatcherLogger = (event: BatcherLogEvent) => void;
+
+/** What `process()` does when `maxQueueSize` items are waiting. */
+export type QueueFullPolicy =
+  /** Reject the new item with `QueueFullError`. */
+  | "reject"
+  /** Make the new item wait, first come first served, until there is room. */
+  | "wait"
+  /** Admit the new item and reject the oldest waiting one with `QueueFullError`. */
+  | "dropOldest";
+
+/** A quota on dispatches: at most `batches` batches and/or `items` items per rolling `interval`. */
+export interface RateLimit {
+  /** Most batches started in any window of `interval` ms: a positive integer. */
+  batches?: number;
+  /**
+   * Most items in the batches started in any window of `interval` ms: a positive integer. A
+   * batch that would go over it is cut smaller; none is cut while the quota is used up.
+   */
+  items?: number;
+  /** Length of the rolling window, in ms: a positive number. */
+  interval: number;
+}
+
+/** The options `setOptions()` can change on a running batcher. */
+export interface TunableOptions {
+  maxBatchSize?: number;
+  maxQueueTime?: number;
+  concurrency?: number;
+  maxQueueSize?: number;
+  maxBatchWeight?: number;
+  /** `undefined` removes the rate limit. */
+  rateLimit?: RateLimit | undefined;
+}
 
 /**
  * Options of a batcher. Every field is optional; times are in milliseconds.
@@ -87,6 +126,46 @@ export interface BatcherOptions<T = unknown, R = never> {
    * @default Infinity
    */
   maxQueueSize?: number;
+  /**
+   * What `process()` does when `maxQueueSize` items are waiting: `"reject"` it with
+   * `QueueFullError`, make it `"wait"` for room (first come first served; its `signal` and
+   * `timeout` still apply), or admit it and reject the oldest waiting item (`"dropOldest"`).
+   * @default "reject"
+   */
+  onQueueFull?: QueueFullPolicy;
+  /**
+   * Default `timeout` of every item, in ms from `process()`: when it passes before the item has
+   * settled, the caller rejects with `ItemTimeoutError` and the item is dropped (see the
+   * `timeout` of `process()`). One timer serves every item, whatever their number.
+   * @default Infinity (no timeout)
+   */
+  itemTimeout?: number;
+  /**
+   * The weight of an item (bytes, tokens, rows): a finite, non-negative number. Called once per
+   * item, in `process()`. With `maxBatchWeight`, bounds the total weight of a batch.
+   * @default undefined (weights are not counted)
+   */
+  weigh?(item: T): number;
+  /**
+   * Most total weight in one batch (needs `weigh`): a batch is cut before the item that would push
+   * it over. An item heavier than this on its own is rejected with `ItemTooLargeError`.
+   * @default Infinity
+   */
+  maxBatchWeight?: number;
+  /**
+   * Items with different keys never share a batch: each key forms its own batches, with its own
+   * `maxQueueTime` clock, and `context.key` tells the batch function which key it serves. All keys
+   * share `concurrency` and `maxQueueSize`; when a slot frees, the key whose oldest item has
+   * waited longest goes first. Called once per item, in `process()`.
+   * @default undefined (one key for every item)
+   */
+  batchKey?(item: T): string | number;
+  /**
+   * At most `batches` batches and/or `items` items dispatched per rolling `interval` ms. Items
+   * wait in the queue meanwhile (`maxQueueSize` and `onQueueFull` apply).
+   * @default undefined (no limit)
+   */
+  rateLimit?: RateLimit;
   /**
    * Names the batcher in log lines and events.
    * @default the class name (`AsyncBatcher` for `createBatcher`)
@@ -124,11 +203,24 @@ export interface ResolvedOptions {
   readonly maxQueueTime: number;
   readonly concurrency: number;
   readonly maxQueueSize: number;
+  readonly onQueueFull: QueueFullPolicy;
+  readonly itemTimeout: number;
+  readonly weigh: ((item: unknown) => number) | undefined;
+  readonly maxBatchWeight: number;
+  readonly batchKey: ((item: unknown) => string | number) | undefined;
+  readonly rateLimit: ResolvedRateLimit | undefined;
   readonly name: string | undefined;
   readonly logger: BatcherLogger | undefined;
   readonly clock: Clock;
   readonly executor: Executor<unknown, unknown> | undefined;
   readonly closeExecutor: boolean;
+}
+
+/** A rate limit with both quotas set (`Infinity` where none was given). */
+export interface ResolvedRateLimit {
+  readonly batches: number;
+  readonly items: number;
+  readonly interval: number;
 }
 
 /** The default of every option. */
@@ -137,6 +229,9 @@ export const DEFAULTS = Object.freeze({
   maxQueueTime: 10,
   concurrency: 1,
   maxQueueSize: Number.POSITIVE_INFINITY,
+  onQueueFull: "reject" as QueueFullPolicy,
+  itemTimeout: Number.POSITIVE_INFINITY,
+  maxBatchWeight: Number.POSITIVE_INFINITY,
 });
 
 /** Shows a received value in an option error: `"5" (string)`, `-1`, `null`, `an object`. */
@@ -186,6 +281,51 @@ export function functionOption<F>(name: string, value: unknown): F | undefined {
   if (typeof value !== "function")
     throw new TypeError(`${name} must be a function, got ${describe(value)}`);
   return value as F;
+}
+
+/** A positive number (`Infinity` when `allowInfinity`). */
+function positiveOption(name: string, value: unknown, fallback: number, allowInfinity: boolean) {
+  const expected = allowInfinity ? "a positive number or Infinity" : "a positive finite number";
+  if (value === undefined) return fallback;
+  if (typeof value !== "number") {
+    throw new TypeError(`${name} must be ${expected}, got ${describe(value)}`);
+  }
+  if (!(value > 0) || (!allowInfinity && !Number.isFinite(value))) {
+    throw new RangeError(`${name} must be ${expected}, got ${describe(value)}`);
+  }
+  return value;
+}
+
+const QUEUE_FULL_POLICIES: readonly QueueFullPolicy[] = ["reject", "wait", "dropOldest"];
+
+function queueFullOption(value: unknown): QueueFullPolicy {
+  if (value === undefined) return DEFAULTS.onQueueFull;
+  if (!QUEUE_FULL_POLICIES.includes(value as QueueFullPolicy)) {
+    throw new TypeError(
+      `onQueueFull must be "reject", "wait" or "dropOldest", got ${describe(value)}`,
+    );
+  }
+  return value as QueueFullPolicy;
+}
+
+function rateLimitOption(value: unknown): ResolvedRateLimit | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new TypeError(
+      `rateLimit must be an object like { items: 100, interval: 1000 }, got ${describe(value)}`,
+    );
+  }
+  const limit = value as RateLimit;
+  const interval = positiveOption("rateLimit.interval", limit.interval, Number.NaN, false);
+  if (Number.isNaN(interval)) {
+    throw new TypeError("rateLimit.interval must be a positive finite number, got undefined");
+  }
+  const batches = countOption("rateLimit.batches", limit.batches, Number.POSITIVE_INFINITY);
+  const items = countOption("rateLimit.items", limit.items, Number.POSITIVE_INFINITY);
+  if (limit.batches === undefined && limit.items === undefined) {
+    throw new TypeError("rateLimit must set batches, items or both");
+  }
+  return { batches, items, interval };
 }
 
 function clockOption(value: unknown): Clock {
@@ -238,15 +378,95 @@ export function resolveOptions<T, R>(options: BatcherOptions<T, R> | undefined):
   if (name !== undefined && typeof name !== "string") {
     throw new TypeError(`name must be a string, got ${describe(name)}`);
   }
+  const weigh = functionOption<(item: unknown) => number>("weigh", options.weigh);
+  const maxBatchWeight = positiveOption(
+    "maxBatchWeight",
+    options.maxBatchWeight,
+    DEFAULTS.maxBatchWeight,
+    true,
+  );
+  if (options.maxBatchWeight !== undefined && weigh === undefined) {
+    throw new TypeError("maxBatchWeight needs weigh, the function that gives each item's weight");
+  }
   return {
     maxBatchSize: countOption("maxBatchSize", options.maxBatchSize, DEFAULTS.maxBatchSize),
     maxQueueTime: durationOption("maxQueueTime", options.maxQueueTime, DEFAULTS.maxQueueTime),
     concurrency: countOption("concurrency", options.concurrency, DEFAULTS.concurrency),
     maxQueueSize: countOption("maxQueueSize", options.maxQueueSize, DEFAULTS.maxQueueSize),
+    onQueueFull: queueFullOption(options.onQueueFull),
+    itemTimeout: durationOption("itemTimeout", options.itemTimeout, DEFAULTS.itemTimeout),
+    weigh,
+    maxBatchWeight,
+    batchKey: functionOption<(item: unknown) => string | number>("batchKey", options.batchKey),
+    rateLimit: rateLimitOption(options.rateLimit),
     name,
     logger: functionOption<BatcherLogger>("logger", options.logger),
     clock: clockOption(options.clock),
     executor: executorOption(options.executor),
     closeExecutor: booleanOption("closeExecutor", options.closeExecutor, false),
   };
+}
+
+/** The values `setOptions()` changes, checked; a key absent from the input is absent here. */
+export interface ResolvedTunable {
+  maxBatchSize?: number;
+  maxQueueTime?: number;
+  concurrency?: number;
+  maxQueueSize?: number;
+  maxBatchWeight?: number;
+  /** Present (possibly `undefined`, which removes the limit) when the input named it. */
+  rateLimit?: ResolvedRateLimit | undefined;
+}
+
+const TUNABLE: readonly (keyof TunableOptions)[] = [
+  "maxBatchSize",
+  "maxQueueTime",
+  "concurrency",
+  "maxQueueSize",
+  "maxBatchWeight",
+  "rateLimit",
+];
+
+/**
+ * Checks the input of `setOptions()` as the constructor would, all of it before anything changes.
+ * A key set to `undefined` goes back to its default.
+ */
+export function resolveTunable(options: unknown, weighs: boolean): ResolvedTunable {
+  if (options === null || typeof options !== "object" || Array.isArray(options)) {
+    throw new TypeError(`setOptions() takes an object, got ${describe(options)}`);
+  }
+  const input = options as TunableOptions;
+  for (const key of Object.keys(input)) {
+    if (!TUNABLE.includes(key as keyof TunableOptions)) {
+      throw new TypeError(
+        `setOptions() cannot change ${key}: it changes ${TUNABLE.join(", ")} only`,
+      );
+    }
+  }
+  const out: ResolvedTunable = {};
+  if ("maxBatchSize" in input) {
+    out.maxBatchSize = countOption("maxBatchSize", input.maxBatchSize, DEFAULTS.maxBatchSize);
+  }
+  if ("maxQueueTime" in input) {
+    out.maxQueueTime = durationOption("maxQueueTime", input.maxQueueTime, DEFAULTS.maxQueueTime);
+  }
+  if ("concurrency" in input) {
+    out.concurrency = countOption("concurrency", input.concurrency, DEFAULTS.concurrency);
+  }
+  if ("maxQueueSize" in input) {
+    out.maxQueueSize = countOption("maxQueueSize", input.maxQueueSize, DEFAULTS.maxQueueSize);
+  }
+  if ("maxBatchWeight" in input) {
+    if (!weighs && input.maxBatchWeight !== undefined) {
+      throw new TypeError("maxBatchWeight needs weigh, which can only be set in the constructor");
+    }
+    out.maxBatchWeight = positiveOption(
+      "maxBatchWeight",
+      input.maxBatchWeight,
+      DEFAULTS.maxBatchWeight,
+      true,
+    );
+  }
+  if ("rateLimit" in input) out.rateLimit = rateLimitOption(input.rateLimit);
+  return out;
 }

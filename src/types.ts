@@ -2,11 +2,39 @@
 export interface BatchContext {
   /**
    * Aborted when the batch's results are no longer wanted: the batcher was force-stopped (or its
-   * graceful stop timed out). Its `reason` is the `BatcherStoppedError` the callers received.
+   * graceful stop timed out), with the `BatcherStoppedError` the callers received as `reason`; or
+   * every item of the batch was aborted or timed out, with the last one's reason.
    */
   readonly signal: AbortSignal;
   /** Numbers the batches of one batcher from 1, in the order they were cut. */
   readonly batchId: number;
+  /** The key every item of this batch shares, with the `batchKey` option; otherwise `undefined`. */
+  readonly key: string | number | undefined;
+}
+
+/** Options of one `process()` call. */
+export interface ProcessOptions {
+  /**
+   * Cancels this item. Already aborted: `process()` rejects at once with `signal.reason` and
+   * nothing is queued. Aborted while the item waits: it leaves the queue and the caller rejects
+   * with `signal.reason`. Aborted while its batch runs: the caller rejects at once and the item's
+   * result is dropped when it comes; when every item of a running batch is aborted, the batch's
+   * `context.signal` is aborted too. One listener per signal, removed when its items settle.
+   */
+  signal?: AbortSignal;
+  /**
+   * Most milliseconds, from this call, before the caller rejects with `ItemTimeoutError`; the
+   * item is then dropped as if aborted. `Infinity` for none.
+   * @default the batcher's `itemTimeout`
+   */
+  timeout?: number;
+  /**
+   * Higher goes first: a batch takes the highest-priority waiting items, first come first served
+   * within a priority. Any finite number. `maxQueueTime` still counts from the oldest waiting
+   * item, whatever its priority, so low priorities are delayed, never stranded.
+   * @default 0
+   */
+  priority?: number;
 }
 
 /**

@@ -1,6 +1,6 @@
 import type { CutReason } from "../options.js";
 import type { BatchContext } from "../types.js";
-import type { Settle } from "./queue.js";
+import type { Entry } from "./ticket.js";
 
 /** A pending `flush()`: done when no item older than `until` waits and its batches have settled. */
 export interface FlushWaiter {
@@ -17,9 +17,15 @@ export class Batch<T> {
   readonly reason: CutReason;
   /** Handed to the batch function; not read again by the batcher. */
   readonly items: T[];
-  /** Emptied once the callers are settled, so nothing keeps them alive. */
-  settles: readonly Settle[];
+  /** The callers, by position. Emptied once they are settled, so nothing keeps them alive. */
+  entries: readonly Entry[];
   readonly size: number;
+  /** With `batchKey`: the key all its items share. */
+  readonly key: string | number | undefined;
+  /** With `weigh`: the total weight of its items. */
+  readonly weight: number;
+  /** Items whose callers left while the batch ran (aborted or timed out). */
+  cancelled = 0;
   /** Set once the callers are settled (normally, or by a force stop): later results are dropped. */
   done = false;
   /** `clock.now()` when the batch function was called; read only when a logger is set. */
@@ -33,12 +39,21 @@ export class Batch<T> {
   #abortReason: unknown = undefined;
   #aborted = false;
 
-  constructor(id: number, reason: CutReason, items: T[], settles: Settle[]) {
+  constructor(
+    id: number,
+    reason: CutReason,
+    items: T[],
+    entries: Entry[],
+    key: string | number | undefined,
+    weight: number,
+  ) {
     this.id = id;
     this.reason = reason;
     this.items = items;
-    this.settles = settles;
-    this.size = settles.length;
+    this.entries = entries;
+    this.size = entries.length;
+    this.key = key;
+    this.weight = weight;
     this.context = new Context(this);
   }
 
@@ -73,6 +88,10 @@ class Context implements BatchContext {
 
   get batchId(): number {
     return this.#batch.id;
+  }
+
+  get key(): string | number | undefined {
+    return this.#batch.key;
   }
 }
 

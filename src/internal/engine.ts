@@ -1,10 +1,37 @@
-import { BatcherStoppedError, BatchResultError, QueueFullError } from "../errors.js";
-import type { BatcherLogger, CutReason, ResolvedOptions } from "../options.js";
-import type { BatchFunction, BatchResult, Executor } from "../types.js";
+import {
+  BatcherStoppedError,
+  BatchResultError,
+  InvalidInputError,
+  ItemTimeoutError,
+  ItemTooLargeError,
+  QueueFullError,
+} from "../errors.js";
+import {
+  type BatcherLogger,
+  type CutReason,
+  describe,
+  durationOption,
+  type QueueFullPolicy,
+  type ResolvedOptions,
+  type ResolvedTunable,
+} from "../options.js";
+import type { BatchFunction, BatchResult, Executor, ProcessOptions } from "../types.js";
 import { Batch, type FlushWaiter, RunningList } from "./batch.js";
 import { afterTick } from "./clock.js";
 import { resolveLogger } from "./debug.js";
-import { ItemQueue, type Settle } from "./queue.js";
+import { IndexedHeap } from "./heap.js";
+import { Lane } from "./lane.js";
+import type { Settle } from "./queue.js";
+import { RateWindow } from "./rate.js";
+import {
+  type Entry,
+  rejectEntry,
+  resolveEntry,
+  SignalRegistry,
+  Ticket,
+  TicketState,
+  TimeoutSchedule,
+} from "./ticket.js";
 import { DeadlineTimer, EPSILON_MS, TickClock } from "./timer.js";
 
 enum State {
@@ -32,8 +59,8 @@ export function rejectCaller(settle: Settle, error: unknown): void {
   settle(Promise.reject(error));
 }
 
-function rejectAll(settles: readonly Settle[], error: unknown): void {
-  for (let i = 0; i < settles.length; i++) rejectCaller(settles[i] as Settle, error);
+function rejectAll(entries: readonly Entry[], error: unknown): void {
+  for (let i = 0; i < entries.length; i++) rejectEntry(entries[i] as Entry, error);
 }
 
 function describeResult(value: unknown): string {
@@ -53,24 +80,66 @@ function isThenable(value: unknown): value is PromiseLike<unknown> {
   );
 }
 
-const NO_SETTLES: readonly Settle[] = [];
+function isSignal(value: unknown): value is AbortSignal {
+  return (
+    typeof value === "object" &&
+    value !== null &&
+    typeof (value as AbortSignal).aborted === "boolean" &&
+    typeof (value as AbortSignal).addEventListener === "function" &&
+    typeof (value as AbortSignal).removeEventListener === "function"
+  );
+}
+
+/** The per-call options, checked; throws a `TypeError` or `RangeError` naming the bad one. */
+function readProcessOptions(
+  options: unknown,
+  itemTimeout: number,
+): { signal: AbortSignal | undefined; timeout: number; priority: number } {
+  if (options === null || typeof options !== "object") {
+    throw new TypeError(`process() options must be an object, got ${describe(options)}`);
+  }
+  const { signal, timeout, priority } = options as ProcessOptions;
+  if (signal !== undefined && !isSignal(signal)) {
+    throw new TypeError(`signal must be an AbortSignal, got ${describe(signal)}`);
+  }
+  if (priority !== undefined) {
+    if (typeof priority !== "number") {
+      throw new TypeError(`priority must be a finite number, got ${describe(priority)}`);
+    }
+    if (!Number.isFinite(priority)) {
+      throw new RangeError(`priority must be a finite number, got ${describe(priority)}`);
+    }
+  }
+  return {
+    signal,
+    timeout: durationOption("timeout", timeout, itemTimeout),
+    priority: priority ?? 0,
+  };
+}
+
+const NO_ENTRIES: readonly Entry[] = [];
 
 /**
- * The batcher's engine: queue, scheduler and dispatcher in one small state machine.
+ * The batcher's engine: admission, queues, scheduler and dispatcher in one small state machine.
  *
- * - The queue holds waiting items FIFO. A batch is *cut* (taken off the queue and counted in
- *   flight) when it is due and a concurrency slot is free; it is *started* (the batch function is
- *   called) at once, or on the next microtask when the cut happened inside a public method, so
+ * - Waiting items live in lanes, one per key (a single lane without `batchKey`); a lane holds one
+ *   FIFO per priority. The non-empty lanes sit in a heap by their oldest item, and the lanes that
+ *   hold a full batch (by count or weight) in `#full`.
+ * - A batch is *cut* (taken off a lane and counted in flight) when its lane is due and a
+ *   concurrency slot (and the rate limit) allows; it is *started* (the batch function is called)
+ *   at once, or on the next microtask when the cut happened inside a public method, so
  *   `process()` never runs user code synchronously.
- * - One timer at most (`DeadlineTimer`), armed for the oldest waiting item's deadline. It may fire
- *   early (a later item became the oldest, or the host's timers round down); the pump then finds
- *   nothing due and re-arms for what is left.
+ * - One timer at most for batching (`DeadlineTimer`), armed for the oldest lane's deadline or for
+ *   when the rate limit lets the next batch go. It may fire early; the pump then finds nothing due
+ *   and re-arms for what is left. Item timeouts share one more timer (`TimeoutSchedule`).
  * - Time is read through the clock at most once per tick (`TickClock`), not once per item.
+ * - Items without a signal or a timeout are bare resolve functions in the queue; only the others
+ *   get a `Ticket`.
  */
 export class Engine<T, R> {
   readonly #run: BatchFunction<T, R>;
   readonly #time: TickClock;
-  /** At most one timer, for the oldest waiting item's deadline. */
+  /** At most one timer, for the oldest lane's deadline or the rate limit's next opening. */
   readonly #timer: DeadlineTimer;
   readonly #logger: BatcherLogger | undefined;
   readonly #name: string;
@@ -78,8 +147,36 @@ export class Engine<T, R> {
   #maxQueueTime: number;
   #concurrency: number;
   #maxQueueSize: number;
+  #maxBatchWeight: number;
+  readonly #onQueueFull: QueueFullPolicy;
+  readonly #itemTimeout: number;
+  readonly #weigh: ((item: unknown) => number) | undefined;
+  readonly #batchKey: ((item: unknown) => string | number) | undefined;
+  #rate: RateWindow | undefined;
+  /** No option that needs per-item work on admission: `process(item)` takes the short path. */
+  readonly #plain: boolean;
 
-  readonly #queue = new ItemQueue<T>();
+  /** The only lane without `batchKey`. */
+  readonly #lane0: Lane<T> | undefined;
+  /** The non-empty lanes by key, with `batchKey`. */
+  readonly #keys: Map<string | number, Lane<T>> | undefined;
+  /** The non-empty lanes, oldest item first. */
+  readonly #lanes = new IndexedHeap<Lane<T>>((a, b) => a.oldestSeq < b.oldestSeq);
+  /** The lanes holding a full batch, by count or by weight. */
+  readonly #full = new Set<Lane<T>>();
+  /** Items admitted and not yet in a batch. */
+  #queued = 0;
+  /** Sequence number of the next admitted item: the arrival order over all lanes. */
+  #seq = 0;
+
+  /** `onQueueFull: "wait"`: the items waiting for room, FIFO; settled ones are skipped. */
+  #waiters: (Ticket | undefined)[] = [];
+  #waitersHead = 0;
+  #waiting = 0;
+
+  #signals: SignalRegistry | undefined = undefined;
+  #timeouts: TimeoutSchedule | undefined = undefined;
+
   /** Batches cut and not yet settled (started, or waiting in `#ready`). */
   readonly #running = new RunningList<T>();
   #inFlight = 0;
@@ -127,6 +224,23 @@ export class Engine<T, R> {
     this.#maxQueueTime = options.maxQueueTime;
     this.#concurrency = options.concurrency;
     this.#maxQueueSize = options.maxQueueSize;
+    this.#maxBatchWeight = options.maxBatchWeight;
+    this.#onQueueFull = options.onQueueFull;
+    this.#itemTimeout = options.itemTimeout;
+    this.#weigh = options.weigh;
+    this.#batchKey = options.batchKey;
+    this.#rate = options.rateLimit === undefined ? undefined : new RateWindow(options.rateLimit);
+    this.#plain =
+      this.#weigh === undefined &&
+      this.#batchKey === undefined &&
+      this.#itemTimeout === Number.POSITIVE_INFINITY;
+    if (this.#batchKey === undefined) {
+      this.#lane0 = new Lane<T>(undefined, this.#weigh !== undefined);
+      this.#keys = undefined;
+    } else {
+      this.#lane0 = undefined;
+      this.#keys = new Map();
+    }
   }
 
   get name(): string {
@@ -134,7 +248,11 @@ export class Engine<T, R> {
   }
 
   get queueSize(): number {
-    return this.#queue.size;
+    return this.#queued;
+  }
+
+  get waiting(): number {
+    return this.#waiting;
   }
 
   get inFlight(): number {
@@ -146,31 +264,261 @@ export class Engine<T, R> {
   }
 
   // ---------------------------------------------------------------------------------------------
-  // The hot path.
+  // Admission. The hot path first.
 
-  submit(item: T): Promise<R> {
+  submit(item: T, options: ProcessOptions | undefined): Promise<R> {
+    if (options !== undefined || !this.#plain) return this.#submitWith(item, options);
     if (this.#state >= State.Stopping) return Promise.reject(new BatcherStoppedError());
-    const queue = this.#queue;
-    if (queue.size >= this.#maxQueueSize) {
-      return Promise.reject(new QueueFullError(this.#maxQueueSize));
-    }
+    if (this.#queued >= this.#maxQueueSize) return this.#submitWith(item, undefined);
     this.#state = State.Running;
     const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
-    queue.push(item, captured, this.#time.now());
-    const size = queue.size;
-    if (size >= this.#maxBatchSize) {
-      if (this.#running.size < this.#concurrency) this.#pump(true);
-    } else if (size === 1) {
-      this.#schedule();
+    const lane = this.#lane0 as Lane<T>;
+    lane.q0.push(item, captured, this.#time.now(), this.#seq++, 0);
+    this.#queued++;
+    const size = ++lane.size;
+    if (size === 1) this.#laneFilled(lane);
+    if (size >= this.#maxBatchSize) this.#laneFull(lane);
+    return promise;
+  }
+
+  /** `process()` with per-call options, or with options that need work per item. */
+  #submitWith(item: T, options: ProcessOptions | undefined): Promise<R> {
+    if (this.#state >= State.Stopping) return Promise.reject(new BatcherStoppedError());
+    let signal: AbortSignal | undefined;
+    let timeout = this.#itemTimeout;
+    let priority = 0;
+    if (options !== undefined) {
+      try {
+        ({ signal, timeout, priority } = readProcessOptions(options, this.#itemTimeout));
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      if (signal?.aborted === true) return Promise.reject(signal.reason);
+    }
+    let key: string | number | undefined;
+    const batchKey = this.#batchKey;
+    if (batchKey !== undefined) {
+      try {
+        key = batchKey(item);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      if (typeof key !== "string" && !(typeof key === "number" && Number.isFinite(key))) {
+        return Promise.reject(
+          new InvalidInputError(
+            "key",
+            `batchKey must return a string or a finite number, got ${describe(key)}`,
+          ),
+        );
+      }
+    }
+    let weight = 0;
+    const weigh = this.#weigh;
+    if (weigh !== undefined) {
+      try {
+        weight = weigh(item);
+      } catch (error) {
+        return Promise.reject(error);
+      }
+      if (typeof weight !== "number" || !(weight >= 0) || weight === Number.POSITIVE_INFINITY) {
+        return Promise.reject(
+          new InvalidInputError(
+            "weight",
+            `weigh must return a finite, non-negative number, got ${describe(weight)}`,
+          ),
+        );
+      }
+      if (weight > this.#maxBatchWeight) {
+        return Promise.reject(new ItemTooLargeError(weight, this.#maxBatchWeight));
+      }
+    }
+
+    if (this.#queued >= this.#maxQueueSize || this.#waiting > 0) {
+      const policy = this.#onQueueFull;
+      if (policy === "reject") return Promise.reject(new QueueFullError(this.#maxQueueSize));
+      if (policy === "dropOldest") {
+        while (this.#queued >= this.#maxQueueSize) this.#dropOldest();
+      } else {
+        const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
+        const ticket = new Ticket(captured, item, priority, key, weight);
+        this.#state = State.Running;
+        this.#watch(ticket, signal, timeout);
+        this.#waiters.push(ticket);
+        this.#waiting++;
+        return promise;
+      }
+    }
+
+    this.#state = State.Running;
+    const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
+    if (signal === undefined && timeout === Number.POSITIVE_INFINITY) {
+      this.#enqueue(item, captured, undefined, priority, key, weight);
+    } else {
+      const ticket = new Ticket(captured, undefined, priority, key, weight);
+      this.#watch(ticket, signal, timeout);
+      this.#enqueue(item, ticket, ticket, priority, key, weight);
     }
     return promise;
   }
 
-  // ---------------------------------------------------------------------------------------------
-  // Scheduling: when is the oldest item due?
+  /** Listens to the ticket's signal and schedules its timeout. */
+  #watch(ticket: Ticket, signal: AbortSignal | undefined, timeout: number): void {
+    if (signal !== undefined) {
+      this.#signals ??= new SignalRegistry(this.#cancel);
+      this.#signals.add(ticket, signal);
+    }
+    if (timeout !== Number.POSITIVE_INFINITY) {
+      this.#timeouts ??= new TimeoutSchedule(this.#time, (t, ms) =>
+        this.#cancel(t, new ItemTimeoutError(ms)),
+      );
+      this.#timeouts.add(ticket, timeout);
+    }
+  }
 
-  /** Makes sure something will wake the batcher when the oldest waiting item falls due. */
-  #schedule(): void {
+  /** Puts an admitted item in its lane. */
+  #enqueue(
+    item: T,
+    entry: Entry,
+    ticket: Ticket | undefined,
+    priority: number,
+    key: string | number | undefined,
+    weight: number,
+  ): void {
+    let lane = this.#lane0;
+    if (lane === undefined) {
+      const keys = this.#keys as Map<string | number, Lane<T>>;
+      lane = keys.get(key as string | number);
+      if (lane === undefined) {
+        lane = new Lane<T>(key, this.#weigh !== undefined);
+        keys.set(key as string | number, lane);
+      }
+    }
+    const queue = lane.queueFor(priority);
+    if (ticket !== undefined) {
+      ticket.state = TicketState.Queued;
+      ticket.item = undefined;
+      ticket.lane = lane as Lane<unknown>;
+      ticket.queue = queue as never;
+      ticket.pos = queue.tailPos;
+      queue.tickets++;
+    }
+    queue.push(item, entry, this.#time.now(), this.#seq++, weight);
+    this.#queued++;
+    if (++lane.size === 1) this.#laneFilled(lane);
+    if (this.#isFull(lane)) this.#laneFull(lane);
+  }
+
+  /** A lane got its first item (the one just pushed): it joins the heap, and its clock starts. */
+  #laneFilled(lane: Lane<T>): void {
+    lane.oldestSeq = this.#seq - 1;
+    lane.oldestArrival = this.#time.now();
+    this.#lanes.push(lane);
+    this.#scheduleLane(lane);
+  }
+
+  #isFull(lane: Lane<T>): boolean {
+    return (
+      lane.size >= this.#maxBatchSize ||
+      (this.#weigh !== undefined && lane.weight >= this.#maxBatchWeight)
+    );
+  }
+
+  /** A lane holds a full batch: cut it now if a slot is free. */
+  #laneFull(lane: Lane<T>): void {
+    this.#full.add(lane);
+    if (this.#running.size < this.#concurrency) this.#pump(true);
+  }
+
+  /** After items left a lane: its place in the heap, in `#full`, and in `#keys`. */
+  #laneChanged(lane: Lane<T>): void {
+    if (lane.size === 0) {
+      this.#lanes.remove(lane);
+      this.#full.delete(lane);
+      lane.oldestSeq = Number.POSITIVE_INFINITY;
+      if (this.#keys !== undefined) this.#keys.delete(lane.key as string | number);
+      return;
+    }
+    lane.refresh();
+    this.#lanes.update(lane);
+    if (this.#isFull(lane)) this.#full.add(lane);
+    else this.#full.delete(lane);
+  }
+
+  /** Lets waiting items in while there is room, first come first served. */
+  #admit(): void {
+    const waiters = this.#waiters;
+    while (this.#waiting > 0 && this.#queued < this.#maxQueueSize) {
+      const ticket = waiters[this.#waitersHead] as Ticket | undefined;
+      waiters[this.#waitersHead++] = undefined;
+      if (ticket === undefined || ticket.state !== TicketState.Waiting) continue;
+      this.#waiting--;
+      this.#enqueue(ticket.item as T, ticket, ticket, ticket.priority, ticket.key, ticket.weight);
+    }
+    if (this.#waiting === 0) {
+      this.#waiters = [];
+      this.#waitersHead = 0;
+    } else if (this.#waitersHead >= 1024 && this.#waitersHead * 2 >= waiters.length) {
+      this.#waiters = waiters.slice(this.#waitersHead);
+      this.#waitersHead = 0;
+    }
+  }
+
+  /** `onQueueFull: "dropOldest"`: rejects the oldest waiting item to make room. */
+  #dropOldest(): void {
+    const lane = this.#lanes.peek() as Lane<T>;
+    const queue = lane.oldestQueue();
+    const entry = queue.remove(queue.headPos) as Entry;
+    this.#queued--;
+    lane.size--;
+    this.#laneChanged(lane);
+    rejectEntry(
+      entry,
+      new QueueFullError(
+        this.#maxQueueSize,
+        `dropped: the queue was full (${this.#maxQueueSize} items) and a newer item took this one's place`,
+      ),
+    );
+    if (this.#flushWaiters.length > 0) this.#settleFlushWaiters();
+  }
+
+  /** A ticket's signal aborted or its timeout passed: its caller leaves with `reason`. */
+  readonly #cancel = (ticket: Ticket, reason: unknown): void => {
+    switch (ticket.state) {
+      case TicketState.Waiting:
+        this.#waiting--;
+        ticket.reject(reason);
+        if (this.#waiting === 0) this.#admit(); // releases the skipped tickets
+        this.#checkIdle();
+        return;
+      case TicketState.Queued: {
+        const lane = ticket.lane as unknown as Lane<T>;
+        (ticket.queue as NonNullable<typeof ticket.queue>).remove(ticket.pos);
+        this.#queued--;
+        lane.size--;
+        ticket.reject(reason);
+        this.#laneChanged(lane);
+        this.#admit();
+        if (this.#flushWaiters.length > 0) this.#settleFlushWaiters();
+        this.#pump(true);
+        this.#checkIdle();
+        return;
+      }
+      case TicketState.Running: {
+        const batch = ticket.batch as Batch<unknown>;
+        ticket.reject(reason);
+        // Nobody wants this batch's results any more: tell the batch function.
+        if (++batch.cancelled === batch.size) batch.abort(reason);
+        return;
+      }
+      default:
+    }
+  };
+
+  // ---------------------------------------------------------------------------------------------
+  // Scheduling: when is a lane due?
+
+  /** Makes sure something will wake the batcher when `lane`'s oldest item falls due. */
+  #scheduleLane(lane: Lane<T>): void {
     const maxQueueTime = this.#maxQueueTime;
     if (maxQueueTime === 0) {
       if (!this.#tickScheduled) {
@@ -178,49 +526,82 @@ export class Engine<T, R> {
         afterTick(this.#onTick);
       }
     } else if (maxQueueTime !== Number.POSITIVE_INFINITY) {
-      this.#timer.arm(this.#queue.headArrival() + maxQueueTime);
+      this.#timer.arm(lane.oldestArrival + maxQueueTime);
     }
   }
 
   readonly #onTick = (): void => {
     this.#tickScheduled = false;
-    this.#tickDue = this.#queue.tailSeq;
+    this.#tickDue = this.#seq;
     this.#pump(false);
   };
 
-  /** Why the oldest waiting items should be cut now, or `undefined` if they should wait. */
-  #dueReason(): CutReason | undefined {
-    const queue = this.#queue;
-    if (queue.size >= this.#maxBatchSize) return "size";
+  /** Why `lane` should be cut now, or `undefined` if it should wait. */
+  #dueReason(lane: Lane<T>): CutReason | undefined {
+    if (lane.size >= this.#maxBatchSize) return "size";
+    if (this.#weigh !== undefined && lane.weight >= this.#maxBatchWeight) return "weight";
     if (this.#state === State.Stopping) return "stop";
-    const head = queue.headSeq;
-    if (head < this.#flushSeq) return "flush";
+    const oldest = lane.oldestSeq;
+    if (oldest < this.#flushSeq) return "flush";
     const maxQueueTime = this.#maxQueueTime;
-    if (maxQueueTime === 0) return head < this.#tickDue ? "time" : undefined;
+    if (maxQueueTime === 0) return oldest < this.#tickDue ? "time" : undefined;
     if (maxQueueTime === Number.POSITIVE_INFINITY) return undefined;
-    return this.#time.now() >= queue.headArrival() + maxQueueTime - EPSILON_MS ? "time" : undefined;
+    return this.#time.now() >= lane.oldestArrival + maxQueueTime - EPSILON_MS ? "time" : undefined;
+  }
+
+  #pickedReason: CutReason = "size";
+
+  /**
+   * The lane to cut next, its reason in `#pickedReason`: the oldest lane if it is due, else the
+   * oldest of the full ones. Every other lane is younger than the oldest, so not due by time.
+   */
+  #pick(): Lane<T> | undefined {
+    const top = this.#lanes.peek();
+    if (top === undefined) return undefined;
+    const reason = this.#dueReason(top);
+    if (reason !== undefined) {
+      this.#pickedReason = reason;
+      return top;
+    }
+    if (this.#full.size === 0) return undefined;
+    let best: Lane<T> | undefined;
+    for (const lane of this.#full)
+      if (best === undefined || lane.oldestSeq < best.oldestSeq) best = lane;
+    this.#pickedReason = this.#dueReason(best as Lane<T>) as CutReason;
+    return best;
   }
 
   // ---------------------------------------------------------------------------------------------
   // Dispatching: cut due batches while a slot is free.
 
   /**
-   * Cuts every due batch that a free slot can take. `fromUser`: called inside a public method, so
-   * batches are started on the next microtask instead of now.
+   * Cuts every due batch that a free slot (and the rate limit) can take. `fromUser`: called inside
+   * a public method, so batches are started on the next microtask instead of now.
    */
   #pump(fromUser: boolean): void {
     // Re-entered from a batch that settled synchronously: the loop below goes on by itself.
     if (this.#pumping) return;
     this.#pumping = true;
     try {
-      const queue = this.#queue;
-      while (queue.size > 0 && this.#running.size < this.#concurrency) {
-        const reason = this.#dueReason();
-        if (reason === undefined) {
-          this.#schedule();
+      while (this.#queued > 0 && this.#running.size < this.#concurrency) {
+        const lane = this.#pick();
+        if (lane === undefined) {
+          const oldest = this.#lanes.peek();
+          if (oldest !== undefined) this.#scheduleLane(oldest);
           break;
         }
-        const batch = this.#cut(reason);
+        let maxCount = this.#maxBatchSize;
+        const rate = this.#rate;
+        if (rate !== undefined) {
+          const allowed = rate.allowance(this.#time.now());
+          if (allowed === 0) {
+            this.#timer.arm(rate.nextAt());
+            break;
+          }
+          if (allowed < maxCount) maxCount = allowed;
+        }
+        const batch = this.#cut(lane, this.#pickedReason, maxCount);
+        rate?.record(this.#time.now(), batch.size);
         if (fromUser || this.#readyScheduled) {
           this.#ready.push(batch);
           if (!this.#readyScheduled) {
@@ -230,25 +611,42 @@ export class Engine<T, R> {
         } else {
           this.#start(batch);
         }
+        if (this.#waiting > 0) this.#admit();
       }
     } finally {
       this.#pumping = false;
     }
   }
 
-  #cut(reason: CutReason): Batch<T> {
-    const queue = this.#queue;
-    const firstSeq = queue.headSeq;
+  #cut(lane: Lane<T>, reason: CutReason, maxCount: number): Batch<T> {
     const logger = this.#logger;
-    const waitMs = logger === undefined ? 0 : this.#time.clock.now() - queue.headArrival();
-    const { items, settles } = queue.take(Math.min(queue.size, this.#maxBatchSize));
-    const batch = new Batch(this.#nextBatchId++, reason, items, settles);
+    const waitMs = logger === undefined ? 0 : this.#time.clock.now() - lane.oldestArrival;
+    const taken = lane.take(maxCount, this.#maxBatchWeight);
+    this.#queued -= taken.entries.length;
+    this.#laneChanged(lane);
+    const batch = new Batch(
+      this.#nextBatchId++,
+      reason,
+      taken.items,
+      taken.entries,
+      lane.key,
+      taken.weight,
+    );
+    const tickets = taken.tickets;
+    if (tickets !== undefined) {
+      for (const ticket of tickets) {
+        ticket.state = TicketState.Running;
+        ticket.batch = batch as Batch<unknown>;
+        ticket.lane = undefined;
+        ticket.queue = undefined;
+      }
+    }
     this.#running.add(batch);
     this.#inFlight += batch.size;
     const waiters = this.#flushWaiters;
     for (let i = 0; i < waiters.length; i++) {
       const waiter = waiters[i] as FlushWaiter;
-      if (firstSeq < waiter.until) {
+      if (taken.minSeq < waiter.until) {
         waiter.pending++;
         if (batch.waiters === undefined) batch.waiters = [waiter];
         else batch.waiters.push(waiter);
@@ -260,6 +658,8 @@ export class Engine<T, R> {
         batcher: this.#name,
         batchId: batch.id,
         size: batch.size,
+        ...(lane.key === undefined ? {} : { key: lane.key }),
+        ...(this.#weigh === undefined ? {} : { weight: batch.weight }),
         reason,
         waitMs,
       });
@@ -305,11 +705,12 @@ export class Engine<T, R> {
 
   #complete(batch: Batch<T>, result: unknown): void {
     if (batch.done) return;
-    const settles = batch.settles;
-    const size = settles.length;
+    const entries = batch.entries;
+    const size = entries.length;
+    let resolved = 0;
     if (result === undefined) {
-      for (let i = 0; i < size; i++) (settles[i] as Settle)(undefined);
-      this.#finish(batch, size, false, undefined);
+      for (let i = 0; i < size; i++) if (resolveEntry(entries[i] as Entry, undefined)) resolved++;
+      this.#finish(batch, resolved, false, undefined);
       return;
     }
     if (!Array.isArray(result) || result.length !== size) {
@@ -320,29 +721,27 @@ export class Engine<T, R> {
       this.#fail(batch, error);
       return;
     }
-    let rejected = 0;
     for (let i = 0; i < size; i++) {
       const value: unknown = result[i];
       if (typeof value === "object" && value !== null && value instanceof Error) {
-        rejectCaller(settles[i] as Settle, value);
-        rejected++;
-      } else {
-        (settles[i] as Settle)(value);
+        rejectEntry(entries[i] as Entry, value);
+      } else if (resolveEntry(entries[i] as Entry, value)) {
+        resolved++;
       }
     }
-    this.#finish(batch, size - rejected, false, undefined);
+    this.#finish(batch, resolved, false, undefined);
   }
 
   #fail(batch: Batch<T>, error: unknown): void {
     if (batch.done) return;
-    rejectAll(batch.settles, error);
+    rejectAll(batch.entries, error);
     this.#finish(batch, 0, true, error);
   }
 
   /** Bookkeeping once a batch's callers are settled: frees its slot and moves on. */
   #finish(batch: Batch<T>, resolved: number, failed: boolean, error: unknown): void {
     batch.done = true;
-    batch.settles = NO_SETTLES;
+    batch.entries = NO_ENTRIES;
     this.#running.remove(batch);
     this.#inFlight -= batch.size;
     if (this.#logger !== undefined) {
@@ -368,7 +767,7 @@ export class Engine<T, R> {
   }
 
   #settleFlushWaiters(): void {
-    const head = this.#queue.headSeq;
+    const head = this.#lanes.peek()?.oldestSeq ?? Number.POSITIVE_INFINITY;
     const waiters = this.#flushWaiters;
     let kept = 0;
     for (let i = 0; i < waiters.length; i++) {
@@ -380,7 +779,7 @@ export class Engine<T, R> {
   }
 
   #checkIdle(): void {
-    if (this.#queue.size !== 0 || this.#running.size !== 0) return;
+    if (this.#queued !== 0 || this.#running.size !== 0 || this.#waiting !== 0) return;
     // Idle: hold no timer, so a program that never calls stop() can exit.
     this.#timer.clear();
     const idle = this.#idleWaiters;
@@ -394,10 +793,68 @@ export class Engine<T, R> {
   // ---------------------------------------------------------------------------------------------
   // Public control.
 
+  setOptions(options: ResolvedTunable): void {
+    if (options.maxBatchSize !== undefined) this.#maxBatchSize = options.maxBatchSize;
+    if (options.concurrency !== undefined) this.#concurrency = options.concurrency;
+    if (options.maxQueueSize !== undefined) this.#maxQueueSize = options.maxQueueSize;
+    if ("rateLimit" in options) {
+      const limit = options.rateLimit;
+      if (limit === undefined) this.#rate = undefined;
+      else if (this.#rate === undefined) this.#rate = new RateWindow(limit);
+      else this.#rate.limit = limit;
+    }
+    if (options.maxQueueTime !== undefined && options.maxQueueTime !== this.#maxQueueTime) {
+      this.#maxQueueTime = options.maxQueueTime;
+      // A later deadline is found when the armed timer fires early; an earlier one needs arming.
+      const oldest = this.#lanes.peek();
+      if (oldest !== undefined) this.#scheduleLane(oldest);
+    }
+    if (options.maxBatchWeight !== undefined && options.maxBatchWeight !== this.#maxBatchWeight) {
+      const lowered = options.maxBatchWeight < this.#maxBatchWeight;
+      this.#maxBatchWeight = options.maxBatchWeight;
+      if (lowered) this.#rejectTooHeavy();
+    }
+    // The limits decide which lanes hold a full batch.
+    for (const lane of this.#lanes.values()) {
+      if (this.#isFull(lane)) this.#full.add(lane);
+      else this.#full.delete(lane);
+    }
+    this.#admit();
+    this.#pump(true);
+    this.#checkIdle();
+  }
+
+  /** After `maxBatchWeight` was lowered: the items no batch can hold any more are rejected. */
+  #rejectTooHeavy(): void {
+    const max = this.#maxBatchWeight;
+    const rejected: [Entry, number][] = [];
+    for (const lane of [...this.#lanes.values()]) {
+      for (const queue of lane.queues) {
+        const end = queue.tailPos;
+        for (let pos = queue.size > 0 ? queue.headPos : end; pos < end; pos++) {
+          if (queue.entryAt(pos) === undefined || queue.weightAt(pos) <= max) continue;
+          const weight = queue.weightAt(pos);
+          rejected.push([queue.remove(pos) as Entry, weight]);
+          this.#queued--;
+          lane.size--;
+        }
+      }
+      this.#laneChanged(lane);
+    }
+    for (let i = this.#waitersHead; i < this.#waiters.length; i++) {
+      const ticket = this.#waiters[i];
+      if (ticket?.state === TicketState.Waiting && ticket.weight > max) {
+        this.#waiting--;
+        rejected.push([ticket, ticket.weight]);
+      }
+    }
+    for (const [entry, weight] of rejected) rejectEntry(entry, new ItemTooLargeError(weight, max));
+    if (this.#flushWaiters.length > 0) this.#settleFlushWaiters();
+  }
+
   flush(): Promise<void> {
-    const queue = this.#queue;
-    if (queue.size === 0) return Promise.resolve();
-    const until = queue.tailSeq;
+    if (this.#queued === 0) return Promise.resolve();
+    const until = this.#seq;
     this.#flushSeq = until;
     const promise = new Promise<void>((resolve) => {
       this.#flushWaiters.push({ until, pending: 0, resolve });
@@ -407,7 +864,9 @@ export class Engine<T, R> {
   }
 
   onIdle(): Promise<void> {
-    if (this.#queue.size === 0 && this.#running.size === 0) return Promise.resolve();
+    if (this.#queued === 0 && this.#running.size === 0 && this.#waiting === 0) {
+      return Promise.resolve();
+    }
     return new Promise<void>((resolve) => {
       this.#idleWaiters.push(resolve);
     });
@@ -428,7 +887,7 @@ export class Engine<T, R> {
         type: "stop",
         batcher: this.#name,
         force,
-        queued: this.#queue.size,
+        queued: this.#queued,
         inFlight: this.#inFlight,
       });
     }
@@ -465,22 +924,42 @@ export class Engine<T, R> {
         type: "stop",
         batcher: this.#name,
         force: true,
-        queued: this.#queue.size,
+        queued: this.#queued,
         inFlight: this.#inFlight,
       });
     }
-    rejectAll(this.#queue.drain(), error);
-    for (const batch of this.#running.clear()) {
-      batch.done = true;
-      rejectAll(batch.settles, error);
-      batch.settles = NO_SETTLES;
-      batch.abort(error);
+    // Take everything out first, then settle: settling detaches tickets, which must not find
+    // half-emptied lanes.
+    const entries: Entry[] = [];
+    for (const lane of this.#lanes.clear()) {
+      for (const queue of lane.queues) for (const entry of queue.drain()) entries.push(entry);
+      lane.size = 0;
+      lane.refresh();
     }
+    this.#keys?.clear();
+    this.#full.clear();
+    this.#queued = 0;
+    const waiters = this.#waiters;
+    for (let i = this.#waitersHead; i < waiters.length; i++) {
+      const ticket = waiters[i];
+      if (ticket?.state === TicketState.Waiting) entries.push(ticket);
+    }
+    this.#waiters = [];
+    this.#waitersHead = 0;
+    this.#waiting = 0;
+    const batches = this.#running.clear();
     this.#ready.length = 0;
     this.#inFlight = 0;
-    const waiters = this.#flushWaiters;
+    rejectAll(entries, error);
+    for (const batch of batches) {
+      batch.done = true;
+      rejectAll(batch.entries, error);
+      batch.entries = NO_ENTRIES;
+      batch.abort(error);
+    }
+    const flushWaiters = this.#flushWaiters;
     this.#flushWaiters = [];
-    for (const waiter of waiters) waiter.resolve();
+    for (const waiter of flushWaiters) waiter.resolve();
     this.#checkIdle();
     this.#stopped(true);
   }

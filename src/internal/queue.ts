@@ -1,113 +1,272 @@
+import type { Entry, Ticket } from "./ticket.js";
+
 /** Settles one caller's promise. Rejection goes through it too: see `rejectCaller`. */
 export type Settle = (value: unknown) => void;
 
 /** Past this many consumed slots at the front, and over half the array, the arrays are compacted. */
 const COMPACT_AT = 4096;
 
+/** What a cut takes off the queues, filled queue by queue. */
+export interface Taken<T> {
+  items: T[];
+  entries: Entry[];
+  /** Total weight of `items` (0 without `weigh`). */
+  weight: number;
+  /** The tickets among `entries`, if any. */
+  tickets: Ticket[] | undefined;
+}
+
 /**
- * The FIFO of waiting items, as parallel arrays (no object per item) with a moving head.
+ * One FIFO of waiting items (one priority of one key), as parallel arrays with a moving head: no
+ * object per item.
  *
- * Every item has a sequence number: how many items were pushed before it. Arrival times are kept
- * as runs (`runSeq[i]` is the first item that arrived at `runTime[i]`): items submitted in the same
- * tick share one clock reading, so a burst of any size costs one entry.
+ * Positions: `base + index` is an item's position, fixed for its life in the queue (a ticket
+ * keeps it, to leave the queue on abort). Sequence numbers are the batcher's global arrival
+ * order, across all queues. Arrival times and sequence numbers are kept as runs (`runPos[i]` is
+ * the position of the first item of a run, `runSeq[i]` its sequence number and `runTime[i]` its
+ * arrival time): consecutive items with consecutive sequence numbers and one clock reading (one
+ * tick) share a run, so a burst of any size costs one entry.
  *
- * Push and take are O(1) amortised: taken slots stay in place until the queue empties (the arrays
- * are then reset) or they are most of the array (then spliced off once).
+ * An item that leaves early (aborted, timed out, dropped) leaves a hole (`undefined` entry) that
+ * later takes skip; the head never rests on a hole. Push and take are O(1) amortised: taken slots
+ * stay in place until the queue empties (the arrays are then reset) or they are most of the array
+ * (then spliced off once).
  */
 export class ItemQueue<T> {
-  #items: T[] = [];
-  #settles: Settle[] = [];
+  readonly priority: number;
+  #items: (T | undefined)[] = [];
+  #entries: (Entry | undefined)[] = [];
+  /** Per-item weights, with `weigh` only. */
+  #weights: number[] | undefined;
   /** Index in the arrays of the oldest waiting item. */
   #head = 0;
-  /** Sequence number of `#items[0]`. */
+  /** Position of `#items[0]`. */
   #base = 0;
+  /** Holes between the head and the end. */
+  #holes = 0;
+  /** Total weight of the waiting items. */
+  weight = 0;
+  /** Tickets among the waiting items. */
+  tickets = 0;
+  #runPos: number[] = [];
   #runSeq: number[] = [];
   #runTime: number[] = [];
   #runHead = 0;
+  #lastSeq = Number.NaN;
+
+  constructor(priority: number, weighted: boolean) {
+    this.priority = priority;
+    this.#weights = weighted ? [] : undefined;
+  }
 
   get size(): number {
-    return this.#items.length - this.#head;
+    return this.#items.length - this.#head - this.#holes;
   }
 
-  /** Sequence number of the oldest waiting item (or of the next one pushed, when empty). */
-  get headSeq(): number {
-    return this.#base + this.#head;
-  }
-
-  /** Sequence number the next pushed item will get. */
-  get tailSeq(): number {
+  /** Position the next pushed item will get. */
+  get tailPos(): number {
     return this.#base + this.#items.length;
   }
 
-  push(item: T, settle: Settle, arrival: number): void {
+  push(item: T, entry: Entry, arrival: number, seq: number, weight: number): void {
     const runs = this.#runTime.length;
-    if (runs === this.#runHead || this.#runTime[runs - 1] !== arrival) {
-      this.#runSeq.push(this.tailSeq);
+    if (
+      runs === this.#runHead ||
+      this.#runTime[runs - 1] !== arrival ||
+      seq !== this.#lastSeq + 1
+    ) {
+      this.#runPos.push(this.tailPos);
+      this.#runSeq.push(seq);
       this.#runTime.push(arrival);
     }
+    this.#lastSeq = seq;
     this.#items.push(item);
-    this.#settles.push(settle);
+    this.#entries.push(entry);
+    if (this.#weights !== undefined) {
+      this.#weights.push(weight);
+      this.weight += weight;
+    }
+  }
+
+  /** The run holding the head item. Only call when `size > 0`. */
+  #headRun(): number {
+    const pos = this.#base + this.#head;
+    const runPos = this.#runPos;
+    let run = this.#runHead;
+    while (run + 1 < runPos.length && (runPos[run + 1] as number) <= pos) run++;
+    this.#runHead = run;
+    return run;
+  }
+
+  /** Sequence number of the oldest waiting item. Only call when `size > 0`. */
+  headSeq(): number {
+    const run = this.#headRun();
+    return (
+      (this.#runSeq[run] as number) + (this.#base + this.#head - (this.#runPos[run] as number))
+    );
   }
 
   /** Arrival time of the oldest waiting item. Only call when `size > 0`. */
   headArrival(): number {
-    const head = this.headSeq;
-    const runSeq = this.#runSeq;
-    let run = this.#runHead;
-    while (run + 1 < runSeq.length && (runSeq[run + 1] as number) <= head) run++;
-    this.#runHead = run;
-    return this.#runTime[run] as number;
+    return this.#runTime[this.#headRun()] as number;
+  }
+
+  /** Weight of the oldest waiting item. Only call when `size > 0`. */
+  headWeight(): number {
+    return this.#weights === undefined ? 0 : (this.#weights[this.#head] as number);
+  }
+
+  /** Position of the oldest waiting item. Only call when `size > 0`. */
+  get headPos(): number {
+    return this.#base + this.#head;
+  }
+
+  /** The entry at `pos`, or `undefined` if it left or was taken. */
+  entryAt(pos: number): Entry | undefined {
+    const index = pos - this.#base;
+    return index >= this.#head ? this.#entries[index] : undefined;
+  }
+
+  /** The item at `pos`, which must still be waiting. */
+  itemAt(pos: number): T {
+    return this.#items[pos - this.#base] as T;
+  }
+
+  /** The weight of the item at `pos`, which must still be waiting. */
+  weightAt(pos: number): number {
+    return this.#weights === undefined ? 0 : (this.#weights[pos - this.#base] as number);
+  }
+
+  /** Takes the item at `pos` out of the queue early and returns its entry. */
+  remove(pos: number): Entry | undefined {
+    const index = pos - this.#base;
+    const entry = index >= this.#head ? this.#entries[index] : undefined;
+    if (entry === undefined) return undefined;
+    this.#items[index] = undefined;
+    this.#entries[index] = undefined;
+    if (typeof entry !== "function") this.tickets--;
+    if (this.#weights !== undefined) this.weight -= this.#weights[index] as number;
+    this.#holes++;
+    if (index === this.#head) this.#advance(index);
+    return entry;
   }
 
   /**
-   * Removes the `count` oldest items (`0 < count <= size`) and returns them with their settle
-   * functions, in order.
+   * Moves the oldest items to `taken`, at most until it holds `maxCount` items, and stopping before
+   * the first item that would push `taken.weight` over `maxWeight` (unless `taken` is empty).
    */
-  take(count: number): { items: T[]; settles: Settle[] } {
+  take(maxCount: number, maxWeight: number, taken: Taken<T>): void {
     const head = this.#head;
-    const end = head + count;
     const length = this.#items.length;
-    let items: T[];
-    let settles: Settle[];
-    if (end === length) {
-      // Everything left goes: hand the arrays over whole when we can, and start afresh.
-      if (head === 0) {
-        items = this.#items;
-        settles = this.#settles;
+    if (
+      taken.items.length === 0 &&
+      this.#holes === 0 &&
+      this.tickets === 0 &&
+      this.#weights === undefined
+    ) {
+      // The hot path: a plain FIFO of plain items, handed over by slice (or whole).
+      const end = head + Math.min(length - head, maxCount);
+      if (end === length && head === 0) {
+        taken.items = this.#items as T[];
+        taken.entries = this.#entries as Entry[];
         this.#items = [];
-        this.#settles = [];
-      } else {
-        items = this.#items.slice(head);
-        settles = this.#settles.slice(head);
-        this.#items.length = 0;
-        this.#settles.length = 0;
+        this.#entries = [];
+        this.#reset(length);
+        return;
       }
-      this.#base += length;
-      this.#head = 0;
-      this.#runSeq.length = 0;
-      this.#runTime.length = 0;
-      this.#runHead = 0;
-      return { items, settles };
+      taken.items = this.#items.slice(head, end) as T[];
+      taken.entries = this.#entries.slice(head, end) as Entry[];
+      this.#advance(end);
+      return;
     }
-    items = this.#items.slice(head, end);
-    settles = this.#settles.slice(head, end);
-    this.#head = end;
-    if (end >= COMPACT_AT && end * 2 >= length) {
-      this.#items.splice(0, end);
-      this.#settles.splice(0, end);
-      this.#base += end;
-      this.#head = 0;
-      this.headArrival(); // advances #runHead past the runs that are gone
-      this.#runSeq.splice(0, this.#runHead);
-      this.#runTime.splice(0, this.#runHead);
-      this.#runHead = 0;
+    const items = this.#items;
+    const entries = this.#entries;
+    const weights = this.#weights;
+    const out = taken.items;
+    let i = head;
+    while (i < length && out.length < maxCount) {
+      const entry = entries[i];
+      if (entry === undefined) {
+        this.#holes--;
+        i++;
+        continue;
+      }
+      if (weights !== undefined) {
+        const weight = weights[i] as number;
+        if (out.length > 0 && taken.weight + weight > maxWeight) break;
+        taken.weight += weight;
+        this.weight -= weight;
+      }
+      out.push(items[i] as T);
+      taken.entries.push(entry);
+      if (typeof entry !== "function") {
+        this.tickets--;
+        if (taken.tickets === undefined) taken.tickets = [entry];
+        else taken.tickets.push(entry);
+      }
+      items[i] = undefined;
+      entries[i] = undefined;
+      i++;
     }
-    return { items, settles };
+    this.#advance(i);
   }
 
-  /** Removes every waiting item and returns their settle functions, oldest first. */
-  drain(): Settle[] {
-    const size = this.size;
-    return size === 0 ? [] : this.take(size).settles;
+  /** Removes every waiting item and returns their entries, oldest first. */
+  drain(): Entry[] {
+    const entries: Entry[] = [];
+    const all = this.#entries;
+    for (let i = this.#head; i < all.length; i++) {
+      const entry = all[i];
+      if (entry !== undefined) entries.push(entry);
+    }
+    this.#items = [];
+    this.#entries = [];
+    if (this.#weights !== undefined) this.#weights = [];
+    this.weight = 0;
+    this.tickets = 0;
+    this.#reset(all.length);
+    return entries;
+  }
+
+  /** The head moves to `index`, then past any holes there. */
+  #advance(index: number): void {
+    const entries = this.#entries;
+    const length = entries.length;
+    while (index < length && entries[index] === undefined) {
+      index++;
+      this.#holes--;
+    }
+    if (index === length) {
+      this.#items.length = 0;
+      this.#entries.length = 0;
+      if (this.#weights !== undefined) this.#weights.length = 0;
+      this.weight = 0; // no float drift carried over
+      this.#reset(length);
+      return;
+    }
+    this.#head = index;
+    if (index >= COMPACT_AT && index * 2 >= length) {
+      this.#items.splice(0, index);
+      this.#entries.splice(0, index);
+      this.#weights?.splice(0, index);
+      this.#base += index;
+      this.#head = 0;
+      const run = this.#headRun(); // advances #runHead past the runs that are gone
+      this.#runPos.splice(0, run);
+      this.#runSeq.splice(0, run);
+      this.#runTime.splice(0, run);
+      this.#runHead = 0;
+    }
+  }
+
+  /** The queue is empty: `length` slots were used since the arrays were last reset. */
+  #reset(length: number): void {
+    this.#base += length;
+    this.#head = 0;
+    this.#holes = 0;
+    this.#runPos.length = 0;
+    this.#runSeq.length = 0;
+    this.#runTime.length = 0;
+    this.#runHead = 0;
   }
 }

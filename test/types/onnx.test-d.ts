@@ -33,6 +33,8 @@ describe("OnnxBatcher", () => {
 
   it("rejects with a typed error", () => {
     expectTypeOf<InvalidInputError["code"]>().toEqualTypeOf<"ERR_INVALID_INPUT">();
-    expectTypeOf<InvalidInputError["reason"]>().toEqualTypeOf<"type" | "length" | "value">();
+    expectTypeOf<InvalidInputError["reason"]>().toEqualTypeOf<
+      "type" | "length" | "value" | "weight" | "key"
+    >();
   });
 });

@@ -20,8 +20,14 @@ import {
   createBatcher,
   DEFAULTS,
   type Executor,
+  type ItemTimeoutError,
+  type ItemTooLargeError,
+  type ProcessOptions,
   type QueueFullError,
+  type QueueFullPolicy,
+  type RateLimit,
   type StopOptions,
+  type TunableOptions,
   type WorkerCrashedError,
 } from "async-batcher";
 import { describe, expectTypeOf, it } from "vitest";
@@ -127,7 +133,9 @@ describe("a subclass", () => {
   it("has the generics it extends", () => {
     const batcher = new Lengths();
     expectTypeOf(batcher).toExtend<AsyncBatcher<string, number>>();
-    expectTypeOf(batcher.process).parameters.toEqualTypeOf<[item: string]>();
+    expectTypeOf(batcher.process).parameters.toEqualTypeOf<
+      [item: string, options?: ProcessOptions]
+    >();
     expectTypeOf(batcher.process("abc")).toEqualTypeOf<Promise<number>>();
     expectTypeOf(new Users().process(1)).resolves.toEqualTypeOf<{ id: number; name: string }>();
   });
@@ -221,12 +229,38 @@ describe("options", () => {
       maxQueueTime?: number;
       concurrency?: number;
       maxQueueSize?: number;
+      onQueueFull?: QueueFullPolicy;
+      itemTimeout?: number;
+      weigh?(item: unknown): number;
+      maxBatchWeight?: number;
+      batchKey?(item: unknown): string | number;
+      rateLimit?: RateLimit;
       name?: string;
       logger?: BatcherLogger;
       clock?: Clock;
       executor?: Executor<unknown, never>;
       closeExecutor?: boolean;
     }>();
+    expectTypeOf<QueueFullPolicy>().toEqualTypeOf<"reject" | "wait" | "dropOldest">();
+    expectTypeOf<RateLimit>().toEqualTypeOf<{
+      batches?: number;
+      items?: number;
+      interval: number;
+    }>();
+    expectTypeOf<ProcessOptions>().toEqualTypeOf<{
+      signal?: AbortSignal;
+      timeout?: number;
+      priority?: number;
+    }>();
+    // weigh and batchKey see the batcher's item type.
+    createBatcher((batch: { id: number; bytes: Uint8Array }[]) => batch.map((x) => x.id), {
+      weigh: (item) => {
+        expectTypeOf(item).toEqualTypeOf<{ id: number; bytes: Uint8Array }>();
+        return item.bytes.length;
+      },
+      maxBatchWeight: 1024,
+      batchKey: (item) => item.id % 4,
+    });
     // Without type arguments, options fit a batcher of any types.
     expectTypeOf<BatcherOptions>().toExtend<BatcherOptions<number, string>>();
     // An executor must fit the batcher's types.
@@ -290,11 +324,33 @@ describe("options", () => {
   });
 });
 
+describe("flow control", () => {
+  it("process() takes per-call options", () => {
+    const batcher = createBatcher((batch: number[]) => batch);
+    void batcher.process(1, { signal: AbortSignal.timeout(10), timeout: 5, priority: 2 });
+    // @ts-expect-error priority is a number
+    void batcher.process(1, { priority: "high" });
+    // @ts-expect-error no such option
+    void batcher.process(1, { retries: 2 });
+    expectTypeOf(batcher.waiting).toEqualTypeOf<number>();
+  });
+
+  it("setOptions() takes the tunable options only", () => {
+    const batcher = createBatcher((batch: number[]) => batch);
+    expectTypeOf(batcher.setOptions).parameters.toEqualTypeOf<[options: TunableOptions]>();
+    batcher.setOptions({ concurrency: 4, rateLimit: { items: 100, interval: 1000 } });
+    batcher.setOptions({ rateLimit: undefined });
+    // @ts-expect-error the name is fixed at construction
+    batcher.setOptions({ name: "other" });
+  });
+});
+
 describe("BatchContext", () => {
   it("has a read-only signal and batchId", () => {
     expectTypeOf<BatchContext>().toEqualTypeOf<{
       readonly signal: AbortSignal;
       readonly batchId: number;
+      readonly key: string | number | undefined;
     }>();
     createBatcher((batch: number[], context) => {
       // @ts-expect-error read-only
@@ -328,7 +384,13 @@ describe("errors", () => {
       | "ERR_BATCH_RESULT"
       | "ERR_WORKER_CRASHED"
       | "ERR_INVALID_INPUT"
+      | "ERR_ITEM_TIMEOUT"
+      | "ERR_ITEM_TOO_LARGE"
     >();
+    expectTypeOf<ItemTimeoutError["code"]>().toEqualTypeOf<"ERR_ITEM_TIMEOUT">();
+    expectTypeOf<ItemTooLargeError["code"]>().toEqualTypeOf<"ERR_ITEM_TOO_LARGE">();
+    expectTypeOf<ItemTimeoutError["timeout"]>().toEqualTypeOf<number>();
+    expectTypeOf<ItemTooLargeError["weight"]>().toEqualTypeOf<number>();
     expectTypeOf<BatcherError["code"]>().toEqualTypeOf<BatcherErrorCode>();
     expectTypeOf<QueueFullError["code"]>().toEqualTypeOf<"ERR_QUEUE_FULL">();
     expectTypeOf<BatcherStoppedError["code"]>().toEqualTypeOf<"ERR_BATCHER_STOPPED">();
@@ -365,7 +427,7 @@ describe("errors", () => {
 describe("log events", () => {
   it("are a union narrowed by type", () => {
     expectTypeOf<BatcherLogEvent["type"]>().toEqualTypeOf<"batchCut" | "batchDone" | "stop">();
-    expectTypeOf<CutReason>().toEqualTypeOf<"size" | "time" | "flush" | "stop">();
+    expectTypeOf<CutReason>().toEqualTypeOf<"size" | "time" | "flush" | "weight" | "stop">();
     expectTypeOf<BatcherLogger>().toEqualTypeOf<(event: BatcherLogEvent) => void>();
     const logger: BatcherLogger = (event) => {
       if (event.type === "batchCut") {

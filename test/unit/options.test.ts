@@ -228,6 +228,9 @@ describe("DEFAULTS", () => {
       maxQueueTime: 10,
       concurrency: 1,
       maxQueueSize: Infinity,
+      onQueueFull: "reject",
+      itemTimeout: Infinity,
+      maxBatchWeight: Infinity,
     });
   });
 

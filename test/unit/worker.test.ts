@@ -538,7 +538,7 @@ describe("closeExecutor: who closes the pool", () => {
     expect(executor.threads).toBe(0);
     expect(await liveThreads()).toBe(0);
     await expect(
-      executor.run([1], { signal: new AbortController().signal, batchId: 1 }),
+      executor.run([1], { signal: new AbortController().signal, batchId: 1, key: undefined }),
     ).rejects.toBeInstanceOf(BatcherStoppedError);
   });
 

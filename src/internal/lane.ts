@@ -1,0 +1,110 @@
+import type { HeapNode } from "./heap.js";
+import { ItemQueue, type Taken } from "./queue.js";
+
+/**
+ * The waiting items of one key (the only key, without `batchKey`): one FIFO per priority, highest
+ * first. A batch never mixes keys; it takes the highest priorities first. The lane's `maxQueueTime`
+ * clock runs from its oldest item, whatever that item's priority.
+ */
+export class Lane<T> implements HeapNode {
+  heapIndex = -1;
+  readonly key: string | number | undefined;
+  /** The FIFOs by priority, highest first; the priority-0 one is always there. */
+  queues: ItemQueue<T>[];
+  readonly q0: ItemQueue<T>;
+  readonly #weighted: boolean;
+  /** Waiting items, over all priorities. */
+  size = 0;
+  /** Sequence number and arrival time of the oldest waiting item; kept by `refresh()`. */
+  oldestSeq = Number.POSITIVE_INFINITY;
+  oldestArrival = 0;
+
+  constructor(key: string | number | undefined, weighted: boolean) {
+    this.key = key;
+    this.#weighted = weighted;
+    this.q0 = new ItemQueue<T>(0, weighted);
+    this.queues = [this.q0];
+  }
+
+  /** Total weight of the waiting items (0 without `weigh`). */
+  get weight(): number {
+    const queues = this.queues;
+    if (queues.length === 1) return this.q0.weight;
+    let weight = 0;
+    for (const queue of queues) weight += queue.weight;
+    return weight;
+  }
+
+  /** The FIFO of one priority, made on first use. */
+  queueFor(priority: number): ItemQueue<T> {
+    if (priority === 0) return this.q0;
+    const queues = this.queues;
+    let i = 0;
+    while (i < queues.length && (queues[i] as ItemQueue<T>).priority > priority) i++;
+    const found = queues[i];
+    if (found !== undefined && found.priority === priority) return found;
+    const queue = new ItemQueue<T>(priority, this.#weighted);
+    queues.splice(i, 0, queue);
+    return queue;
+  }
+
+  /** Recomputes the oldest item after items left, and forgets emptied priorities. */
+  refresh(): void {
+    let seq = Number.POSITIVE_INFINITY;
+    let arrival = 0;
+    let emptied = false;
+    for (const queue of this.queues) {
+      if (queue.size === 0) {
+        if (queue !== this.q0) emptied = true;
+        continue;
+      }
+      const head = queue.headSeq();
+      if (head < seq) {
+        seq = head;
+        arrival = queue.headArrival();
+      }
+    }
+    this.oldestSeq = seq;
+    this.oldestArrival = arrival;
+    if (emptied) this.queues = this.queues.filter((q) => q === this.q0 || q.size > 0);
+  }
+
+  /** The queue holding the oldest waiting item. Only call when `size > 0`. */
+  oldestQueue(): ItemQueue<T> {
+    const queues = this.queues;
+    if (queues.length === 1) return this.q0;
+    let oldest = this.q0;
+    let seq = Number.POSITIVE_INFINITY;
+    for (const queue of queues) {
+      if (queue.size > 0 && queue.headSeq() < seq) {
+        seq = queue.headSeq();
+        oldest = queue;
+      }
+    }
+    return oldest;
+  }
+
+  /**
+   * Takes the next batch: highest priorities first, up to `maxCount` items, stopping before the
+   * first item that would push the batch over `maxWeight`. `minSeq` is the oldest item taken.
+   */
+  take(maxCount: number, maxWeight: number): Taken<T> & { minSeq: number } {
+    const taken = { items: [] as T[], entries: [], weight: 0, tickets: undefined, minSeq: 0 };
+    let minSeq = Number.POSITIVE_INFINITY;
+    for (const queue of this.queues) {
+      if (queue.size === 0) continue;
+      if (taken.items.length >= maxCount) break;
+      const head = queue.headSeq();
+      const before = taken.items.length;
+      queue.take(maxCount, maxWeight, taken);
+      const count = taken.items.length - before;
+      if (count === 0) break; // its first item does not fit the weight left
+      if (head < minSeq) minSeq = head;
+      this.size -= count;
+      // Stopped by the count or the weight: lower priorities wait for the next batch.
+      if (queue.size > 0) break;
+    }
+    taken.minSeq = minSeq;
+    return taken;
+  }
+}
