@@ -21,7 +21,7 @@ import { afterTick } from "./clock.js";
 import { resolveLogger } from "./debug.js";
 import { IndexedHeap } from "./heap.js";
 import { Lane } from "./lane.js";
-import type { Settle } from "./queue.js";
+import type { ItemQueue, Settle } from "./queue.js";
 import { RateWindow } from "./rate.js";
 import {
   type Entry,
@@ -31,6 +31,7 @@ import {
   Ticket,
   TicketState,
   TimeoutSchedule,
+  type Waiter,
 } from "./ticket.js";
 import { DeadlineTimer, EPSILON_MS, TickClock } from "./timer.js";
 
@@ -90,31 +91,15 @@ function isSignal(value: unknown): value is AbortSignal {
   );
 }
 
-/** The per-call options, checked; throws a `TypeError` or `RangeError` naming the bad one. */
-function readProcessOptions(
-  options: unknown,
-  itemTimeout: number,
-): { signal: AbortSignal | undefined; timeout: number; priority: number } {
-  if (options === null || typeof options !== "object") {
-    throw new TypeError(`process() options must be an object, got ${describe(options)}`);
-  }
-  const { signal, timeout, priority } = options as ProcessOptions;
-  if (signal !== undefined && !isSignal(signal)) {
-    throw new TypeError(`signal must be an AbortSignal, got ${describe(signal)}`);
-  }
-  if (priority !== undefined) {
-    if (typeof priority !== "number") {
-      throw new TypeError(`priority must be a finite number, got ${describe(priority)}`);
-    }
-    if (!Number.isFinite(priority)) {
-      throw new RangeError(`priority must be a finite number, got ${describe(priority)}`);
-    }
-  }
-  return {
-    signal,
-    timeout: durationOption("timeout", timeout, itemTimeout),
-    priority: priority ?? 0,
-  };
+/** A bad per-call option: `TypeError` for a wrong type, `RangeError` for a number out of range. */
+function optionError(
+  kind: "type" | "range",
+  name: string,
+  expected: string,
+  value: unknown,
+): Promise<never> {
+  const message = `${name} must be ${expected}, got ${describe(value)}`;
+  return Promise.reject(kind === "range" ? new RangeError(message) : new TypeError(message));
 }
 
 const NO_ENTRIES: readonly Entry[] = [];
@@ -288,12 +273,38 @@ export class Engine<T, R> {
     let timeout = this.#itemTimeout;
     let priority = 0;
     if (options !== undefined) {
-      try {
-        ({ signal, timeout, priority } = readProcessOptions(options, this.#itemTimeout));
-      } catch (error) {
-        return Promise.reject(error);
+      if (options === null || typeof options !== "object") {
+        return optionError("type", "process() options", "an object", options);
       }
-      if (signal?.aborted === true) return Promise.reject(signal.reason);
+      signal = options.signal;
+      if (signal !== undefined) {
+        if (!isSignal(signal)) return optionError("type", "signal", "an AbortSignal", signal);
+        if (signal.aborted) return Promise.reject(signal.reason);
+      }
+      const t = options.timeout;
+      if (t !== undefined) {
+        if (typeof t !== "number" || !(t >= 0)) {
+          return optionError(
+            typeof t === "number" ? "range" : "type",
+            "timeout",
+            "a non-negative number of milliseconds or Infinity",
+            t,
+          );
+        }
+        timeout = t;
+      }
+      const p = options.priority;
+      if (p !== undefined) {
+        if (typeof p !== "number" || !Number.isFinite(p)) {
+          return optionError(
+            typeof p === "number" ? "range" : "type",
+            "priority",
+            "a finite number",
+            p,
+          );
+        }
+        priority = p;
+      }
     }
     let key: string | number | undefined;
     const batchKey = this.#batchKey;
@@ -340,7 +351,9 @@ export class Engine<T, R> {
         while (this.#queued >= this.#maxQueueSize) this.#dropOldest();
       } else {
         const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
-        const ticket = new Ticket(captured, item, priority, key, weight);
+        const ticket = new Ticket(captured);
+        ticket.state = TicketState.Waiting;
+        ticket.waiting = { item, priority, key, weight };
         this.#state = State.Running;
         this.#watch(ticket, signal, timeout);
         this.#waiters.push(ticket);
@@ -354,7 +367,7 @@ export class Engine<T, R> {
     if (signal === undefined && timeout === Number.POSITIVE_INFINITY) {
       this.#enqueue(item, captured, undefined, priority, key, weight);
     } else {
-      const ticket = new Ticket(captured, undefined, priority, key, weight);
+      const ticket = new Ticket(captured);
       this.#watch(ticket, signal, timeout);
       this.#enqueue(item, ticket, ticket, priority, key, weight);
     }
@@ -395,12 +408,12 @@ export class Engine<T, R> {
     }
     const queue = lane.queueFor(priority);
     if (ticket !== undefined) {
-      ticket.state = TicketState.Queued;
-      ticket.item = undefined;
+      ticket.state = TicketState.Admitted;
+      ticket.waiting = undefined;
       ticket.lane = lane as Lane<unknown>;
-      ticket.queue = queue as never;
+      ticket.queue = queue as ItemQueue<unknown>;
       ticket.pos = queue.tailPos;
-      queue.tickets++;
+      lane.tickets = true;
     }
     queue.push(item, entry, this.#time.now(), this.#seq++, weight);
     this.#queued++;
@@ -435,6 +448,7 @@ export class Engine<T, R> {
       this.#lanes.remove(lane);
       this.#full.delete(lane);
       lane.oldestSeq = Number.POSITIVE_INFINITY;
+      lane.tickets = false;
       if (this.#keys !== undefined) this.#keys.delete(lane.key as string | number);
       return;
     }
@@ -446,19 +460,20 @@ export class Engine<T, R> {
 
   /** Lets waiting items in while there is room, first come first served. */
   #admit(): void {
-    const waiters = this.#waiters;
+    // Fields, not locals: admitting may cut a batch, which admits again (and may compact).
     while (this.#waiting > 0 && this.#queued < this.#maxQueueSize) {
-      const ticket = waiters[this.#waitersHead] as Ticket | undefined;
-      waiters[this.#waitersHead++] = undefined;
+      const ticket = this.#waiters[this.#waitersHead];
+      this.#waiters[this.#waitersHead++] = undefined;
       if (ticket === undefined || ticket.state !== TicketState.Waiting) continue;
       this.#waiting--;
-      this.#enqueue(ticket.item as T, ticket, ticket, ticket.priority, ticket.key, ticket.weight);
+      const { item, priority, key, weight } = ticket.waiting as Waiter;
+      this.#enqueue(item as T, ticket, ticket, priority, key, weight);
     }
     if (this.#waiting === 0) {
       this.#waiters = [];
       this.#waitersHead = 0;
-    } else if (this.#waitersHead >= 1024 && this.#waitersHead * 2 >= waiters.length) {
-      this.#waiters = waiters.slice(this.#waitersHead);
+    } else if (this.#waitersHead >= 1024 && this.#waitersHead * 2 >= this.#waiters.length) {
+      this.#waiters = this.#waiters.slice(this.#waitersHead);
       this.#waitersHead = 0;
     }
   }
@@ -490,20 +505,20 @@ export class Engine<T, R> {
         if (this.#waiting === 0) this.#admit(); // releases the skipped tickets
         this.#checkIdle();
         return;
-      case TicketState.Queued: {
-        const lane = ticket.lane as unknown as Lane<T>;
-        (ticket.queue as NonNullable<typeof ticket.queue>).remove(ticket.pos);
-        this.#queued--;
-        lane.size--;
-        ticket.reject(reason);
-        this.#laneChanged(lane);
-        this.#admit();
-        if (this.#flushWaiters.length > 0) this.#settleFlushWaiters();
-        this.#pump(true);
-        this.#checkIdle();
-        return;
-      }
-      case TicketState.Running: {
+      case TicketState.Admitted: {
+        if (ticket.queued) {
+          const lane = ticket.lane as unknown as Lane<T>;
+          (ticket.queue as ItemQueue<unknown>).remove(ticket.pos);
+          this.#queued--;
+          lane.size--;
+          ticket.reject(reason);
+          this.#laneChanged(lane);
+          this.#admit();
+          if (this.#flushWaiters.length > 0) this.#settleFlushWaiters();
+          this.#pump(true);
+          this.#checkIdle();
+          return;
+        }
         const batch = ticket.batch as Batch<unknown>;
         ticket.reject(reason);
         // Nobody wants this batch's results any more: tell the batch function.
@@ -621,6 +636,7 @@ export class Engine<T, R> {
   #cut(lane: Lane<T>, reason: CutReason, maxCount: number): Batch<T> {
     const logger = this.#logger;
     const waitMs = logger === undefined ? 0 : this.#time.clock.now() - lane.oldestArrival;
+    const tickets = lane.tickets;
     const taken = lane.take(maxCount, this.#maxBatchWeight);
     this.#queued -= taken.entries.length;
     this.#laneChanged(lane);
@@ -632,13 +648,12 @@ export class Engine<T, R> {
       lane.key,
       taken.weight,
     );
-    const tickets = taken.tickets;
-    if (tickets !== undefined) {
-      for (const ticket of tickets) {
-        ticket.state = TicketState.Running;
-        ticket.batch = batch as Batch<unknown>;
-        ticket.lane = undefined;
-        ticket.queue = undefined;
+    if (tickets) {
+      // Tickets learn their batch, for an abort while it runs.
+      const entries = taken.entries;
+      for (let i = 0; i < entries.length; i++) {
+        const entry = entries[i] as Entry;
+        if (typeof entry !== "function") entry.batch = batch as Batch<unknown>;
       }
     }
     this.#running.add(batch);
@@ -843,9 +858,10 @@ export class Engine<T, R> {
     }
     for (let i = this.#waitersHead; i < this.#waiters.length; i++) {
       const ticket = this.#waiters[i];
-      if (ticket?.state === TicketState.Waiting && ticket.weight > max) {
+      const weight = ticket?.waiting?.weight ?? 0;
+      if (ticket?.state === TicketState.Waiting && weight > max) {
         this.#waiting--;
-        rejected.push([ticket, ticket.weight]);
+        rejected.push([ticket, weight]);
       }
     }
     for (const [entry, weight] of rejected) rejectEntry(entry, new ItemTooLargeError(weight, max));

@@ -1,4 +1,4 @@
-import type { Entry, Ticket } from "./ticket.js";
+import type { Entry } from "./ticket.js";
 
 /** Settles one caller's promise. Rejection goes through it too: see `rejectCaller`. */
 export type Settle = (value: unknown) => void;
@@ -12,8 +12,6 @@ export interface Taken<T> {
   entries: Entry[];
   /** Total weight of `items` (0 without `weigh`). */
   weight: number;
-  /** The tickets among `entries`, if any. */
-  tickets: Ticket[] | undefined;
 }
 
 /**
@@ -46,8 +44,6 @@ export class ItemQueue<T> {
   #holes = 0;
   /** Total weight of the waiting items. */
   weight = 0;
-  /** Tickets among the waiting items. */
-  tickets = 0;
   #runPos: number[] = [];
   #runSeq: number[] = [];
   #runTime: number[] = [];
@@ -144,7 +140,6 @@ export class ItemQueue<T> {
     if (entry === undefined) return undefined;
     this.#items[index] = undefined;
     this.#entries[index] = undefined;
-    if (typeof entry !== "function") this.tickets--;
     if (this.#weights !== undefined) this.weight -= this.#weights[index] as number;
     this.#holes++;
     if (index === this.#head) this.#advance(index);
@@ -158,13 +153,8 @@ export class ItemQueue<T> {
   take(maxCount: number, maxWeight: number, taken: Taken<T>): void {
     const head = this.#head;
     const length = this.#items.length;
-    if (
-      taken.items.length === 0 &&
-      this.#holes === 0 &&
-      this.tickets === 0 &&
-      this.#weights === undefined
-    ) {
-      // The hot path: a plain FIFO of plain items, handed over by slice (or whole).
+    if (taken.items.length === 0 && this.#holes === 0 && this.#weights === undefined) {
+      // The hot path: a FIFO without holes or weights, handed over by slice (or whole).
       const end = head + Math.min(length - head, maxCount);
       if (end === length && head === 0) {
         taken.items = this.#items as T[];
@@ -199,11 +189,6 @@ export class ItemQueue<T> {
       }
       out.push(items[i] as T);
       taken.entries.push(entry);
-      if (typeof entry !== "function") {
-        this.tickets--;
-        if (taken.tickets === undefined) taken.tickets = [entry];
-        else taken.tickets.push(entry);
-      }
       items[i] = undefined;
       entries[i] = undefined;
       i++;
@@ -223,7 +208,6 @@ export class ItemQueue<T> {
     this.#entries = [];
     if (this.#weights !== undefined) this.#weights = [];
     this.weight = 0;
-    this.tickets = 0;
     this.#reset(all.length);
     return entries;
   }

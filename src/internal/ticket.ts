@@ -6,16 +6,23 @@ import { DeadlineTimer, EPSILON_MS, type TickClock } from "./timer.js";
 
 /** Where a ticket's item is. */
 export enum TicketState {
-  /** Waiting for room in the queue (`onQueueFull: "wait"`). */
+  /** Waiting for room in the queue (`onQueueFull: "wait"`): `waiting` holds the item. */
   Waiting = 0,
-  Queued = 1,
-  /** In a batch that has been cut. */
-  Running = 2,
-  Settled = 3,
+  /** Admitted: in its queue at `pos`, or in `batch` once that is set. */
+  Admitted = 1,
+  Settled = 2,
 }
 
 /** Cancels a ticket's item: called when its signal aborts or its timeout passes. */
 export type Cancel = (ticket: Ticket, reason: unknown) => void;
+
+/** What a caller waiting for room will be admitted with. */
+export interface Waiter {
+  readonly item: unknown;
+  readonly priority: number;
+  readonly key: string | number | undefined;
+  readonly weight: number;
+}
 
 /**
  * An item that needs more than its caller's resolve function: one with a signal or a timeout, or
@@ -25,20 +32,16 @@ export type Cancel = (ticket: Ticket, reason: unknown) => void;
  * Settling it detaches it from its signal and its timeout, so nothing outlives the caller.
  */
 export class Ticket {
-  state = TicketState.Waiting;
+  state = TicketState.Admitted;
   readonly #resolve: Settle;
+  /** While waiting for room only. */
+  waiting: Waiter | undefined = undefined;
 
-  /** Held while waiting for room only; a queued item lives in its queue. */
-  item: unknown;
-  readonly priority: number;
-  readonly key: string | number | undefined;
-  readonly weight: number;
-
-  /** While queued: its lane and queue, and the item's position in that queue. */
+  /** Once admitted: its lane and queue, and the item's position in that queue. */
   lane: Lane<unknown> | undefined = undefined;
   queue: ItemQueue<unknown> | undefined = undefined;
   pos = 0;
-  /** While running: its batch. */
+  /** Once its batch is cut. */
   batch: Batch<unknown> | undefined = undefined;
 
   group: SignalGroup | undefined = undefined;
@@ -51,22 +54,17 @@ export class Ticket {
   /** Clock time the timeout passes at. */
   deadline = Number.POSITIVE_INFINITY;
 
-  constructor(
-    resolve: Settle,
-    item: unknown,
-    priority: number,
-    key: string | number | undefined,
-    weight: number,
-  ) {
+  constructor(resolve: Settle) {
     this.#resolve = resolve;
-    this.item = item;
-    this.priority = priority;
-    this.key = key;
-    this.weight = weight;
   }
 
   get settled(): boolean {
     return this.state === TicketState.Settled;
+  }
+
+  /** Whether the item still waits in its queue (admitted and not yet in a batch). */
+  get queued(): boolean {
+    return this.state === TicketState.Admitted && this.batch === undefined;
   }
 
   /** Settles the caller with a result; ignored once settled (an aborted item's late result). */
@@ -87,12 +85,12 @@ export class Ticket {
 
   #finish(): void {
     this.state = TicketState.Settled;
-    this.item = undefined;
+    this.waiting = undefined;
     this.lane = undefined;
     this.queue = undefined;
     this.batch = undefined;
-    this.group?.remove(this);
-    this.timeoutList?.schedule.remove(this);
+    if (this.group !== undefined) this.group.remove(this);
+    if (this.timeoutList !== undefined) this.timeoutList.schedule.remove(this);
   }
 }
 
@@ -129,6 +127,8 @@ export function rejectEntry(entry: Entry, error: unknown): boolean {
  */
 export class SignalGroup {
   readonly signal: AbortSignal;
+  /** False once released: a new item with this signal needs a new group. */
+  live = true;
   readonly #registry: SignalRegistry;
   #head: Ticket | undefined = undefined;
   #tail: Ticket | undefined = undefined;
@@ -171,6 +171,8 @@ export class SignalGroup {
 
 export class SignalRegistry {
   readonly #groups = new Map<AbortSignal, SignalGroup>();
+  /** The group used last: items in a row usually share their signal. */
+  #last: SignalGroup | undefined = undefined;
   readonly cancel: Cancel;
 
   constructor(cancel: Cancel) {
@@ -183,18 +185,24 @@ export class SignalRegistry {
   }
 
   add(ticket: Ticket, signal: AbortSignal): void {
-    let group = this.#groups.get(signal);
-    if (group === undefined) {
-      group = new SignalGroup(signal, this);
-      this.#groups.set(signal, group);
-      signal.addEventListener("abort", group, { once: true });
+    let group = this.#last;
+    if (group === undefined || group.signal !== signal || !group.live) {
+      group = this.#groups.get(signal);
+      if (group === undefined) {
+        group = new SignalGroup(signal, this);
+        this.#groups.set(signal, group);
+        signal.addEventListener("abort", group, { once: true });
+      }
+      this.#last = group;
     }
     group.add(ticket);
   }
 
   /** Called by a group that emptied or fired: forget it and drop its listener. */
   release(group: SignalGroup): void {
-    if (this.#groups.get(group.signal) !== group) return;
+    if (!group.live) return;
+    group.live = false;
+    if (this.#last === group) this.#last = undefined;
     this.#groups.delete(group.signal);
     group.signal.removeEventListener("abort", group);
   }
@@ -210,6 +218,8 @@ export class SignalRegistry {
  */
 class TimeoutList {
   heapIndex = -1;
+  /** False once emptied and forgotten. */
+  live = true;
   head: Ticket | undefined = undefined;
   tail: Ticket | undefined = undefined;
   readonly duration: number;
@@ -229,6 +239,8 @@ export type { TimeoutList };
  */
 export class TimeoutSchedule {
   readonly #lists = new Map<number, TimeoutList>();
+  /** The list used last: items in a row usually share their timeout. */
+  #last: TimeoutList | undefined = undefined;
   readonly #heap = new IndexedHeap<TimeoutList>(
     (a, b) => (a.head as Ticket).deadline < (b.head as Ticket).deadline,
   );
@@ -246,11 +258,16 @@ export class TimeoutSchedule {
   size = 0;
 
   add(ticket: Ticket, duration: number): void {
-    let list = this.#lists.get(duration);
-    const fresh = list === undefined;
-    if (list === undefined) {
-      list = new TimeoutList(duration, this);
-      this.#lists.set(duration, list);
+    let list = this.#last;
+    let fresh = false;
+    if (list === undefined || list.duration !== duration || !list.live) {
+      list = this.#lists.get(duration);
+      if (list === undefined) {
+        list = new TimeoutList(duration, this);
+        this.#lists.set(duration, list);
+        fresh = true;
+      }
+      this.#last = list;
     }
     this.size++;
     ticket.deadline = this.#time.now() + duration;
@@ -279,10 +296,12 @@ export class TimeoutSchedule {
     ticket.timeoutNext = undefined;
     if (prev !== undefined) return; // the list's earliest deadline did not change
     if (list.head === undefined) {
+      list.live = false;
+      if (this.#last === list) this.#last = undefined;
       this.#heap.remove(list);
       this.#lists.delete(list.duration);
       if (this.#heap.size === 0) this.#timer.clear(); // hold no timer for nothing
-    } else {
+    } else if (this.#heap.size > 1) {
       this.#heap.update(list);
     }
   }

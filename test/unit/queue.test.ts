@@ -7,7 +7,7 @@ import { RateWindow } from "../../src/internal/rate.js";
 const noop: Settle = () => {};
 
 function taken<T>(): Taken<T> {
-  return { items: [], entries: [], weight: 0, tickets: undefined };
+  return { items: [], entries: [], weight: 0 };
 }
 
 function take<T>(queue: ItemQueue<T>, count: number, maxWeight = Number.POSITIVE_INFINITY): T[] {
