@@ -10,7 +10,6 @@ import {
   type BatcherLogger,
   type CutReason,
   describe,
-  durationOption,
   type QueueFullPolicy,
   type ResolvedOptions,
   type ResolvedTunable,
