@@ -144,6 +144,8 @@ export class Engine<T, R> {
   readonly #lane0: Lane<T> | undefined;
   /** The non-empty lanes by key, with `batchKey`. */
   readonly #keys: Map<string | number, Lane<T>> | undefined;
+  /** The lane an item went to last, with `batchKey`: items in a row often share their key. */
+  #lastLane: Lane<T> | undefined = undefined;
   /** The non-empty lanes, oldest item first. */
   readonly #lanes = new IndexedHeap<Lane<T>>((a, b) => a.oldestSeq < b.oldestSeq);
   /** The lanes holding a full batch, by count or by weight. */
@@ -398,11 +400,16 @@ export class Engine<T, R> {
   ): void {
     let lane = this.#lane0;
     if (lane === undefined) {
-      const keys = this.#keys as Map<string | number, Lane<T>>;
-      lane = keys.get(key as string | number);
-      if (lane === undefined) {
-        lane = new Lane<T>(key, this.#weigh !== undefined);
-        keys.set(key as string | number, lane);
+      lane = this.#lastLane;
+      // A lane stays in `#keys` while it holds items: the cached one is good while it does.
+      if (lane === undefined || lane.key !== key || lane.size === 0) {
+        const keys = this.#keys as Map<string | number, Lane<T>>;
+        lane = keys.get(key as string | number);
+        if (lane === undefined) {
+          lane = new Lane<T>(key, this.#weigh !== undefined);
+          keys.set(key as string | number, lane);
+        }
+        this.#lastLane = lane;
       }
     }
     const queue = lane.queueFor(priority);
