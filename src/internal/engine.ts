@@ -23,6 +23,7 @@ import { Lane } from "./lane.js";
 import type { ItemQueue, Settle } from "./queue.js";
 import { RateWindow } from "./rate.js";
 import {
+  type Canceller,
   type Entry,
   rejectEntry,
   resolveEntry,
@@ -378,13 +379,11 @@ export class Engine<T, R> {
   /** Listens to the ticket's signal and schedules its timeout. */
   #watch(ticket: Ticket, signal: AbortSignal | undefined, timeout: number): void {
     if (signal !== undefined) {
-      this.#signals ??= new SignalRegistry(this.#cancel);
+      this.#signals ??= new SignalRegistry(this.#canceller);
       this.#signals.add(ticket, signal);
     }
     if (timeout !== Number.POSITIVE_INFINITY) {
-      this.#timeouts ??= new TimeoutSchedule(this.#time, (t, ms) =>
-        this.#cancel(t, new ItemTimeoutError(ms)),
-      );
+      this.#timeouts ??= new TimeoutSchedule(this.#time, this.#canceller);
       this.#timeouts.add(ticket, timeout);
     }
   }
@@ -472,6 +471,17 @@ export class Engine<T, R> {
       this.#waiters[this.#waitersHead++] = undefined;
       if (ticket === undefined || ticket.state !== TicketState.Waiting) continue;
       this.#waiting--;
+      // Its abort or timeout may be on its way (delivered to several items in turn): honour it.
+      const signal = ticket.group?.signal;
+      if (signal?.aborted === true) {
+        ticket.reject(signal.reason);
+        continue;
+      }
+      const timeouts = ticket.timeoutList;
+      if (timeouts !== undefined && ticket.deadline <= this.#time.now() + EPSILON_MS) {
+        ticket.reject(new ItemTimeoutError(timeouts.duration));
+        continue;
+      }
       const { item, priority, key, weight } = ticket.waiting as Waiter;
       this.#enqueue(item as T, ticket, ticket, priority, key, weight);
     }
@@ -502,37 +512,40 @@ export class Engine<T, R> {
     if (this.#flushWaiters.length > 0) this.#settleFlushWaiters();
   }
 
-  /** A ticket's signal aborted or its timeout passed: its caller leaves with `reason`. */
-  readonly #cancel = (ticket: Ticket, reason: unknown): void => {
-    switch (ticket.state) {
-      case TicketState.Waiting:
+  /** Running batches whose callers have all left, to abort once the cancelling is done. */
+  #unwanted: [Batch<unknown>, unknown][] = [];
+
+  readonly #canceller: Canceller = {
+    /** A ticket's signal aborted or its timeout passed: its caller leaves with `reason`. */
+    cancel: (ticket, reason) => {
+      if (ticket.state === TicketState.Waiting) {
         this.#waiting--;
         ticket.reject(reason);
-        if (this.#waiting === 0) this.#admit(); // releases the skipped tickets
-        this.#checkIdle();
-        return;
-      case TicketState.Admitted: {
-        if (ticket.queued) {
-          const lane = ticket.lane as unknown as Lane<T>;
-          (ticket.queue as ItemQueue<unknown>).remove(ticket.pos);
-          this.#queued--;
-          lane.size--;
-          ticket.reject(reason);
-          this.#laneChanged(lane);
-          this.#admit();
-          if (this.#flushWaiters.length > 0) this.#settleFlushWaiters();
-          this.#pump(true);
-          this.#checkIdle();
-          return;
-        }
+      } else if (ticket.queued) {
+        const lane = ticket.lane as unknown as Lane<T>;
+        (ticket.queue as ItemQueue<unknown>).remove(ticket.pos);
+        this.#queued--;
+        lane.size--;
+        ticket.reject(reason);
+        this.#laneChanged(lane);
+      } else if (ticket.state === TicketState.Admitted) {
         const batch = ticket.batch as Batch<unknown>;
         ticket.reject(reason);
-        // Nobody wants this batch's results any more: tell the batch function.
-        if (++batch.cancelled === batch.size) batch.abort(reason);
-        return;
+        // Nobody wants this batch's results any more: tell the batch function (afterwards).
+        if (++batch.cancelled === batch.size) this.#unwanted.push([batch, reason]);
       }
-      default:
-    }
+    },
+    /** After a round of cancels: room freed, items gone, batches unwanted. */
+    cancelled: () => {
+      this.#admit();
+      if (this.#flushWaiters.length > 0) this.#settleFlushWaiters();
+      this.#pump(true);
+      this.#checkIdle();
+      const unwanted = this.#unwanted;
+      if (unwanted.length === 0) return;
+      this.#unwanted = [];
+      for (const [batch, reason] of unwanted) batch.abort(reason);
+    },
   };
 
   // ---------------------------------------------------------------------------------------------

@@ -1,3 +1,4 @@
+import { ItemTimeoutError } from "../errors.js";
 import type { Batch } from "./batch.js";
 import { IndexedHeap } from "./heap.js";
 import type { Lane } from "./lane.js";
@@ -13,8 +14,16 @@ export enum TicketState {
   Settled = 2,
 }
 
-/** Cancels a ticket's item: called when its signal aborts or its timeout passes. */
-export type Cancel = (ticket: Ticket, reason: unknown) => void;
+/**
+ * Cancels items whose signal aborted or whose timeout passed. `cancel` takes each one out and
+ * rejects its caller; `cancelled` then moves the batcher on (admits waiting callers, cuts
+ * batches) once for all of them, so that none is admitted or batched while the others of the
+ * same abort or the same timer tick are still being cancelled.
+ */
+export interface Canceller {
+  cancel(ticket: Ticket, reason: unknown): void;
+  cancelled(): void;
+}
 
 /** What a caller waiting for room will be admitted with. */
 export interface Waiter {
@@ -164,8 +173,9 @@ export class SignalGroup {
     const tickets: Ticket[] = [];
     for (let t = this.#head; t !== undefined; t = t.groupNext) tickets.push(t);
     const reason: unknown = this.signal.reason;
-    const cancel = this.#registry.cancel;
-    for (const ticket of tickets) if (!ticket.settled) cancel(ticket, reason);
+    const canceller = this.#registry.canceller;
+    for (const ticket of tickets) if (!ticket.settled) canceller.cancel(ticket, reason);
+    canceller.cancelled();
   }
 }
 
@@ -173,10 +183,10 @@ export class SignalRegistry {
   readonly #groups = new Map<AbortSignal, SignalGroup>();
   /** The group used last: items in a row usually share their signal. */
   #last: SignalGroup | undefined = undefined;
-  readonly cancel: Cancel;
+  readonly canceller: Canceller;
 
-  constructor(cancel: Cancel) {
-    this.cancel = cancel;
+  constructor(canceller: Canceller) {
+    this.canceller = canceller;
   }
 
   /** Distinct signals with a listener now. */
@@ -246,11 +256,11 @@ export class TimeoutSchedule {
   );
   readonly #time: TickClock;
   readonly #timer: DeadlineTimer;
-  readonly #expire: (ticket: Ticket, duration: number) => void;
+  readonly #canceller: Canceller;
 
-  constructor(time: TickClock, expire: (ticket: Ticket, duration: number) => void) {
+  constructor(time: TickClock, canceller: Canceller) {
     this.#time = time;
-    this.#expire = expire;
+    this.#canceller = canceller;
     this.#timer = new DeadlineTimer(time, () => this.#fire());
   }
 
@@ -308,16 +318,19 @@ export class TimeoutSchedule {
 
   #fire(): void {
     const now = this.#time.now();
+    let expired = false;
     for (;;) {
       const list = this.#heap.peek();
-      if (list === undefined) return;
+      if (list === undefined) break;
       const ticket = list.head as Ticket;
       if (ticket.deadline > now + EPSILON_MS) {
         this.#timer.arm(ticket.deadline);
-        return;
+        break;
       }
       this.remove(ticket);
-      this.#expire(ticket, list.duration);
+      this.#canceller.cancel(ticket, new ItemTimeoutError(list.duration));
+      expired = true;
     }
+    if (expired) this.#canceller.cancelled();
   }
 }
