@@ -279,7 +279,8 @@ export class Engine<T, R> {
         return optionError("type", "process() options", "an object", options);
       }
       signal = options.signal;
-      if (signal !== undefined) {
+      // A signal with a live group is known good and not aborted (its group would have fired).
+      if (signal !== undefined && this.#signals?.listening(signal) !== true) {
         if (!isSignal(signal)) return optionError("type", "signal", "an AbortSignal", signal);
         if (signal.aborted) return Promise.reject(signal.reason);
       }

@@ -60,8 +60,12 @@ export class Ticket {
   timeoutList: TimeoutList | undefined = undefined;
   timeoutPrev: Ticket | undefined = undefined;
   timeoutNext: Ticket | undefined = undefined;
-  /** Clock time the timeout passes at. */
-  deadline = Number.POSITIVE_INFINITY;
+  /**
+   * Clock time the timeout passes at; read only while `timeoutList` is set. Starts as `undefined`
+   * on purpose: V8 then keeps the field tagged, and the tickets of one tick share one boxed
+   * number, where a double field would box a number per ticket.
+   */
+  deadline: number = undefined as unknown as number;
 
   constructor(resolve: Settle) {
     this.#resolve = resolve;
@@ -194,6 +198,12 @@ export class SignalRegistry {
     return this.#groups.size;
   }
 
+  /** Whether `signal` is the last one added and still has its listener: then it has not aborted. */
+  listening(signal: unknown): boolean {
+    const last = this.#last;
+    return last !== undefined && last.signal === signal && last.live;
+  }
+
   add(ticket: Ticket, signal: AbortSignal): void {
     let group = this.#last;
     if (group === undefined || group.signal !== signal || !group.live) {
@@ -251,6 +261,10 @@ export class TimeoutSchedule {
   readonly #lists = new Map<number, TimeoutList>();
   /** The list used last: items in a row usually share their timeout. */
   #last: TimeoutList | undefined = undefined;
+  /** The deadline computed last, for `#deadlineNow + #deadlineDuration`: one per tick, shared. */
+  #deadline = 0;
+  #deadlineNow = Number.NaN;
+  #deadlineDuration = Number.NaN;
   readonly #heap = new IndexedHeap<TimeoutList>(
     (a, b) => (a.head as Ticket).deadline < (b.head as Ticket).deadline,
   );
@@ -280,7 +294,13 @@ export class TimeoutSchedule {
       this.#last = list;
     }
     this.size++;
-    ticket.deadline = this.#time.now() + duration;
+    const now = this.#time.now();
+    if (now !== this.#deadlineNow || duration !== this.#deadlineDuration) {
+      this.#deadlineNow = now;
+      this.#deadlineDuration = duration;
+      this.#deadline = now + duration;
+    }
+    ticket.deadline = this.#deadline;
     ticket.timeoutList = list;
     ticket.timeoutPrev = list.tail;
     if (list.tail === undefined) list.head = ticket;
