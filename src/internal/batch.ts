@@ -1,6 +1,7 @@
 import type { CutReason } from "../options.js";
 import type { BatchContext } from "../types.js";
-import type { Entry } from "./ticket.js";
+import type { CohortRun } from "./cohort.js";
+import type { Entry } from "./queue.js";
 
 /** A pending `flush()`: done when no item older than `until` waits and its batches have settled. */
 export interface FlushWaiter {
@@ -17,8 +18,13 @@ export class Batch<T> {
   readonly reason: CutReason;
   /** Handed to the batch function; not read again by the batcher. */
   readonly items: T[];
-  /** The callers, by position. Emptied once they are settled, so nothing keeps them alive. */
-  entries: readonly Entry[];
+  /**
+   * The callers, by position; a caller that left while the batch ran is replaced by `CANCELLED`.
+   * Emptied once they are settled, so nothing keeps them alive.
+   */
+  entries: Entry[];
+  /** Which positions came from which cohort (items with a signal or a timeout), if any. */
+  cohorts: CohortRun[] | undefined;
   readonly size: number;
   /** With `batchKey`: the key all its items share. */
   readonly key: string | number | undefined;
@@ -44,6 +50,7 @@ export class Batch<T> {
     reason: CutReason,
     items: T[],
     entries: Entry[],
+    cohorts: CohortRun[] | undefined,
     key: string | number | undefined,
     weight: number,
   ) {
@@ -51,6 +58,7 @@ export class Batch<T> {
     this.reason = reason;
     this.items = items;
     this.entries = entries;
+    this.cohorts = cohorts;
     this.size = entries.length;
     this.key = key;
     this.weight = weight;
@@ -123,6 +131,11 @@ export class RunningList<T> {
     batch.prev = undefined;
     batch.next = undefined;
     this.size--;
+  }
+
+  /** The batches, oldest first; do not change the list while iterating. */
+  *values(): IterableIterator<Batch<T>> {
+    for (let batch = this.#head; batch !== undefined; batch = batch.next) yield batch;
   }
 
   /** Empties the list and returns its batches, oldest first. */

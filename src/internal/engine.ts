@@ -17,22 +17,19 @@ import {
 import type { BatchFunction, BatchResult, Executor, ProcessOptions } from "../types.js";
 import { Batch, type FlushWaiter, RunningList } from "./batch.js";
 import { afterTick } from "./clock.js";
+import {
+  Cohort,
+  type CohortRun,
+  CohortState,
+  SignalRegistry,
+  TimeoutSchedule,
+  type Waiter,
+} from "./cohort.js";
 import { resolveLogger } from "./debug.js";
 import { IndexedHeap } from "./heap.js";
 import { Lane } from "./lane.js";
-import type { ItemQueue, Settle } from "./queue.js";
+import type { Entry, ItemQueue, Settle } from "./queue.js";
 import { RateWindow } from "./rate.js";
-import {
-  type Canceller,
-  type Entry,
-  rejectEntry,
-  resolveEntry,
-  SignalRegistry,
-  Ticket,
-  TicketState,
-  TimeoutSchedule,
-  type Waiter,
-} from "./ticket.js";
 import { DeadlineTimer, EPSILON_MS, TickClock } from "./timer.js";
 
 enum State {
@@ -60,8 +57,14 @@ export function rejectCaller(settle: Settle, error: unknown): void {
   settle(Promise.reject(error));
 }
 
+/** Stands in a running batch for a caller that already left: its result is dropped. */
+const CANCELLED: Settle = () => {};
+
 function rejectAll(entries: readonly Entry[], error: unknown): void {
-  for (let i = 0; i < entries.length; i++) rejectEntry(entries[i] as Entry, error);
+  for (let i = 0; i < entries.length; i++) {
+    const entry = entries[i] as Entry;
+    if (entry !== CANCELLED) rejectCaller(entry, error);
+  }
 }
 
 function describeResult(value: unknown): string {
@@ -102,7 +105,7 @@ function optionError(
   return Promise.reject(kind === "range" ? new RangeError(message) : new TypeError(message));
 }
 
-const NO_ENTRIES: readonly Entry[] = [];
+const NO_ENTRIES: Entry[] = [];
 
 /**
  * The batcher's engine: admission, queues, scheduler and dispatcher in one small state machine.
@@ -118,8 +121,9 @@ const NO_ENTRIES: readonly Entry[] = [];
  *   when the rate limit lets the next batch go. It may fire early; the pump then finds nothing due
  *   and re-arms for what is left. Item timeouts share one more timer (`TimeoutSchedule`).
  * - Time is read through the clock at most once per tick (`TickClock`), not once per item.
- * - Items without a signal or a timeout are bare resolve functions in the queue; only the others
- *   get a `Ticket`.
+ * - Every item is its caller's bare resolve function in the queue. Items with a signal or a
+ *   timeout also belong to a `Cohort` (one per run of items sharing both, not one per item),
+ *   which listens to the signal and sits in the timeout schedule.
  */
 export class Engine<T, R> {
   readonly #run: BatchFunction<T, R>;
@@ -157,7 +161,7 @@ export class Engine<T, R> {
   #seq = 0;
 
   /** `onQueueFull: "wait"`: the items waiting for room, FIFO; settled ones are skipped. */
-  #waiters: (Ticket | undefined)[] = [];
+  #waiters: (Cohort | undefined)[] = [];
   #waitersHead = 0;
   #waiting = 0;
 
@@ -260,7 +264,7 @@ export class Engine<T, R> {
     this.#state = State.Running;
     const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
     const lane = this.#lane0 as Lane<T>;
-    lane.q0.push(item, captured, this.#time.now(), this.#seq++, 0);
+    lane.q0.push(item, captured, this.#time.now(), this.#seq++, 0, undefined);
     this.#queued++;
     const size = ++lane.size;
     if (size === 1) this.#laneFilled(lane);
@@ -354,12 +358,14 @@ export class Engine<T, R> {
         while (this.#queued >= this.#maxQueueSize) this.#dropOldest();
       } else {
         const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
-        const ticket = new Ticket(captured);
-        ticket.state = TicketState.Waiting;
-        ticket.waiting = { item, priority, key, weight };
+        const cohort = new Cohort(signal, timeout);
+        cohort.state = CohortState.Waiting;
+        cohort.sealed = true;
+        cohort.live = 1;
+        cohort.waiting = { item, resolve: captured, priority, key, weight };
         this.#state = State.Running;
-        this.#watch(ticket, signal, timeout);
-        this.#waiters.push(ticket);
+        this.#watch(cohort);
+        this.#waiters.push(cohort);
         this.#waiting++;
         return promise;
       }
@@ -370,58 +376,98 @@ export class Engine<T, R> {
     if (signal === undefined && timeout === Number.POSITIVE_INFINITY) {
       this.#enqueue(item, captured, undefined, priority, key, weight);
     } else {
-      const ticket = new Ticket(captured);
-      this.#watch(ticket, signal, timeout);
-      this.#enqueue(item, ticket, ticket, priority, key, weight);
+      this.#enqueueWatched(item, captured, signal, timeout, priority, key, weight);
     }
     return promise;
   }
 
-  /** Listens to the ticket's signal and schedules its timeout. */
-  #watch(ticket: Ticket, signal: AbortSignal | undefined, timeout: number): void {
+  /** Listens to the cohort's signal and schedules its timeout. */
+  #watch(cohort: Cohort): void {
+    const signal = cohort.signal;
     if (signal !== undefined) {
-      this.#signals ??= new SignalRegistry(this.#canceller);
-      this.#signals.add(ticket, signal);
+      this.#signals ??= new SignalRegistry(this.#cancel);
+      this.#signals.add(cohort, signal);
     }
-    if (timeout !== Number.POSITIVE_INFINITY) {
-      this.#timeouts ??= new TimeoutSchedule(this.#time, this.#canceller);
-      this.#timeouts.add(ticket, timeout);
+    if (cohort.duration !== Number.POSITIVE_INFINITY) {
+      this.#timeouts ??= new TimeoutSchedule(this.#time, this.#cancel);
+      this.#timeouts.add(cohort);
     }
   }
 
-  /** Puts an admitted item in its lane. */
-  #enqueue(
+  /**
+   * Admits an item with a signal or a timeout: into the cohort of the item before it when that one
+   * came in the same tick, into the same queue, with the same signal and timeout; else into a new
+   * cohort.
+   */
+  #enqueueWatched(
     item: T,
-    entry: Entry,
-    ticket: Ticket | undefined,
+    resolve: Settle,
+    signal: AbortSignal | undefined,
+    timeout: number,
     priority: number,
     key: string | number | undefined,
     weight: number,
   ): void {
-    let lane = this.#lane0;
-    if (lane === undefined) {
-      lane = this.#lastLane;
-      // A lane stays in `#keys` while it holds items: the cached one is good while it does.
-      if (lane === undefined || lane.key !== key || lane.size === 0) {
-        const keys = this.#keys as Map<string | number, Lane<T>>;
-        lane = keys.get(key as string | number);
-        if (lane === undefined) {
-          lane = new Lane<T>(key, this.#weigh !== undefined);
-          keys.set(key as string | number, lane);
-        }
-        this.#lastLane = lane;
-      }
-    }
+    const lane = this.#laneFor(key);
     const queue = lane.queueFor(priority);
-    if (ticket !== undefined) {
-      ticket.state = TicketState.Admitted;
-      ticket.waiting = undefined;
-      ticket.lane = lane as Lane<unknown>;
-      ticket.queue = queue as ItemQueue<unknown>;
-      ticket.pos = queue.tailPos;
-      lane.tickets = true;
+    let cohort = queue.openCohort(this.#time.now(), this.#seq);
+    if (
+      cohort === undefined ||
+      cohort.sealed ||
+      cohort.signal !== signal ||
+      cohort.duration !== timeout
+    ) {
+      cohort = new Cohort(signal, timeout);
+      cohort.lane = lane as Lane<unknown>;
+      cohort.queue = queue as ItemQueue<unknown>;
+      cohort.start = queue.tailPos;
+      this.#watch(cohort);
     }
-    queue.push(item, entry, this.#time.now(), this.#seq++, weight);
+    cohort.live++;
+    cohort.end = queue.tailPos + 1;
+    this.#push(lane, queue, item, resolve, weight, cohort);
+  }
+
+  /** Puts an admitted item without signal or timeout in its lane. */
+  #enqueue(
+    item: T,
+    entry: Entry,
+    cohort: Cohort | undefined,
+    priority: number,
+    key: string | number | undefined,
+    weight: number,
+  ): void {
+    const lane = this.#laneFor(key);
+    this.#push(lane, lane.queueFor(priority), item, entry, weight, cohort);
+  }
+
+  /** The lane of `key`, made on first use. */
+  #laneFor(key: string | number | undefined): Lane<T> {
+    let lane = this.#lane0;
+    if (lane !== undefined) return lane;
+    lane = this.#lastLane;
+    // A lane stays in `#keys` while it holds items: the cached one is good while it does.
+    if (lane === undefined || lane.key !== key || lane.size === 0) {
+      const keys = this.#keys as Map<string | number, Lane<T>>;
+      lane = keys.get(key as string | number);
+      if (lane === undefined) {
+        lane = new Lane<T>(key, this.#weigh !== undefined);
+        keys.set(key as string | number, lane);
+      }
+      this.#lastLane = lane;
+    }
+    return lane;
+  }
+
+  #push(
+    lane: Lane<T>,
+    queue: ItemQueue<T>,
+    item: T,
+    entry: Entry,
+    weight: number,
+    cohort: Cohort | undefined,
+  ): void {
+    queue.push(item, entry, this.#time.now(), this.#seq++, weight, cohort);
     this.#queued++;
     if (++lane.size === 1) this.#laneFilled(lane);
     if (this.#isFull(lane)) this.#laneFull(lane);
@@ -454,7 +500,6 @@ export class Engine<T, R> {
       this.#lanes.remove(lane);
       this.#full.delete(lane);
       lane.oldestSeq = Number.POSITIVE_INFINITY;
-      lane.tickets = false;
       if (this.#keys !== undefined) this.#keys.delete(lane.key as string | number);
       return;
     }
@@ -468,23 +513,32 @@ export class Engine<T, R> {
   #admit(): void {
     // Fields, not locals: admitting may cut a batch, which admits again (and may compact).
     while (this.#waiting > 0 && this.#queued < this.#maxQueueSize) {
-      const ticket = this.#waiters[this.#waitersHead];
+      const cohort = this.#waiters[this.#waitersHead];
       this.#waiters[this.#waitersHead++] = undefined;
-      if (ticket === undefined || ticket.state !== TicketState.Waiting) continue;
+      if (cohort === undefined || cohort.state !== CohortState.Waiting) continue;
       this.#waiting--;
+      const waiter = cohort.waiting as Waiter;
       // Its abort or timeout may be on its way (delivered to several items in turn): honour it.
-      const signal = ticket.group?.signal;
+      const signal = cohort.signal;
       if (signal?.aborted === true) {
-        ticket.reject(signal.reason);
+        cohort.detach();
+        rejectCaller(waiter.resolve, signal.reason);
         continue;
       }
-      const timeouts = ticket.timeoutList;
-      if (timeouts !== undefined && ticket.deadline <= this.#time.now() + EPSILON_MS) {
-        ticket.reject(new ItemTimeoutError(timeouts.duration));
+      if (cohort.timeoutList !== undefined && cohort.deadline <= this.#time.now() + EPSILON_MS) {
+        cohort.detach();
+        rejectCaller(waiter.resolve, new ItemTimeoutError(cohort.duration));
         continue;
       }
-      const { item, priority, key, weight } = ticket.waiting as Waiter;
-      this.#enqueue(item as T, ticket, ticket, priority, key, weight);
+      const lane = this.#laneFor(waiter.key);
+      const queue = lane.queueFor(waiter.priority);
+      cohort.state = CohortState.Admitted;
+      cohort.waiting = undefined;
+      cohort.lane = lane as Lane<unknown>;
+      cohort.queue = queue as ItemQueue<unknown>;
+      cohort.start = queue.tailPos;
+      cohort.end = cohort.start + 1;
+      this.#push(lane, queue, waiter.item as T, waiter.resolve, waiter.weight, cohort);
     }
     if (this.#waiting === 0) {
       this.#waiters = [];
@@ -499,11 +553,14 @@ export class Engine<T, R> {
   #dropOldest(): void {
     const lane = this.#lanes.peek() as Lane<T>;
     const queue = lane.oldestQueue();
-    const entry = queue.remove(queue.headPos) as Entry;
+    const pos = queue.headPos;
+    const cohort = queue.cohortAt(pos);
+    const entry = queue.remove(pos) as Entry;
     this.#queued--;
     lane.size--;
     this.#laneChanged(lane);
-    rejectEntry(
+    if (cohort !== undefined && --cohort.live === 0) cohort.detach();
+    rejectCaller(
       entry,
       new QueueFullError(
         this.#maxQueueSize,
@@ -513,41 +570,97 @@ export class Engine<T, R> {
     if (this.#flushWaiters.length > 0) this.#settleFlushWaiters();
   }
 
-  /** Running batches whose callers have all left, to abort once the cancelling is done. */
-  #unwanted: [Batch<unknown>, unknown][] = [];
-
-  readonly #canceller: Canceller = {
-    /** A ticket's signal aborted or its timeout passed: its caller leaves with `reason`. */
-    cancel: (ticket, reason) => {
-      if (ticket.state === TicketState.Waiting) {
+  /**
+   * Cohorts whose signal aborted or whose timeout passed: every caller still waiting on them
+   * leaves with its cohort's reason, wherever its item is (waiting for room, queued, or in a
+   * running batch, whose result for it is then dropped). All of one abort or one timer tick go
+   * together, and only then does the batcher move on: admit waiting callers, cut batches, and
+   * abort the `context.signal` of running batches that nobody waits for any more.
+   */
+  readonly #cancel = (cohorts: readonly Cohort[], reasonOf: (cohort: Cohort) => unknown): void => {
+    // Per cohort: its reason (its callers share it) and its turn (the order callers leave in).
+    const reasons = new Map<Cohort, [unknown, number]>();
+    for (let turn = 0; turn < cohorts.length; turn++) {
+      const cohort = cohorts[turn] as Cohort;
+      const reason = reasonOf(cohort);
+      if (cohort.state === CohortState.Waiting) {
         this.#waiting--;
-        ticket.reject(reason);
-      } else if (ticket.queued) {
-        const lane = ticket.lane as unknown as Lane<T>;
-        (ticket.queue as ItemQueue<unknown>).remove(ticket.pos);
-        this.#queued--;
-        lane.size--;
-        ticket.reject(reason);
-        this.#laneChanged(lane);
-      } else if (ticket.state === TicketState.Admitted) {
-        const batch = ticket.batch as Batch<unknown>;
-        ticket.reject(reason);
-        // Nobody wants this batch's results any more: tell the batch function (afterwards).
-        if (++batch.cancelled === batch.size) this.#unwanted.push([batch, reason]);
+        const waiter = cohort.waiting as Waiter;
+        cohort.detach();
+        rejectCaller(waiter.resolve, reason);
+      } else if (cohort.state === CohortState.Admitted) {
+        this.#cancelQueued(cohort, reason);
+        if (cohort.live > 0) reasons.set(cohort, [reason, turn]);
+        else cohort.detach();
       }
-    },
-    /** After a round of cancels: room freed, items gone, batches unwanted. */
-    cancelled: () => {
-      this.#admit();
-      if (this.#flushWaiters.length > 0) this.#settleFlushWaiters();
-      this.#pump(true);
-      this.#checkIdle();
-      const unwanted = this.#unwanted;
-      if (unwanted.length === 0) return;
-      this.#unwanted = [];
-      for (const [batch, reason] of unwanted) batch.abort(reason);
-    },
+    }
+    const unwanted: [Batch<T>, unknown][] = [];
+    if (reasons.size > 0) {
+      for (const batch of this.#running.values()) {
+        const runs = batch.cohorts;
+        if (runs === undefined || batch.done) continue;
+        // The batch's signal gets the reason of the last caller to leave it.
+        let last: unknown;
+        let lastTurn = -1;
+        for (const run of runs) {
+          const found = reasons.get(run.cohort);
+          if (found === undefined) continue;
+          const [reason, turn] = found;
+          if (this.#cancelRunning(batch, run, reason) && turn > lastTurn) {
+            last = reason;
+            lastTurn = turn;
+          }
+        }
+        if (lastTurn >= 0 && batch.cancelled === batch.size) unwanted.push([batch, last]);
+      }
+      for (const cohort of reasons.keys()) cohort.detach();
+    }
+    this.#admit();
+    if (this.#flushWaiters.length > 0) this.#settleFlushWaiters();
+    this.#pump(true);
+    this.#checkIdle();
+    // Last, as it runs the batch functions' listeners.
+    for (const [batch, reason] of unwanted) batch.abort(reason);
   };
+
+  /** Takes the cohort's queued items out and rejects their callers. */
+  #cancelQueued(cohort: Cohort, reason: unknown): void {
+    const queue = cohort.queue as ItemQueue<T>;
+    const lane = cohort.lane as unknown as Lane<T>;
+    let removed = 0;
+    for (let pos = cohort.start; pos < cohort.end; pos++) {
+      const entry = queue.remove(pos);
+      if (entry === undefined) continue; // in a batch already, or gone
+      rejectCaller(entry, reason);
+      removed++;
+    }
+    if (removed === 0) return;
+    cohort.live -= removed;
+    this.#queued -= removed;
+    lane.size -= removed;
+    this.#laneChanged(lane);
+  }
+
+  /**
+   * Rejects the callers of `run` still waiting on `batch`; their results will be dropped. Returns
+   * whether there were any.
+   */
+  #cancelRunning(batch: Batch<T>, run: CohortRun, reason: unknown): boolean {
+    const entries = batch.entries;
+    const end = run.start + run.count;
+    let cancelled = 0;
+    for (let i = run.start; i < end; i++) {
+      const entry = entries[i] as Entry;
+      if (entry === CANCELLED) continue;
+      entries[i] = CANCELLED;
+      rejectCaller(entry, reason);
+      cancelled++;
+    }
+    run.cancelled += cancelled;
+    batch.cancelled += cancelled;
+    run.cohort.live -= cancelled;
+    return cancelled > 0;
+  }
 
   // ---------------------------------------------------------------------------------------------
   // Scheduling: when is a lane due?
@@ -656,7 +769,6 @@ export class Engine<T, R> {
   #cut(lane: Lane<T>, reason: CutReason, maxCount: number): Batch<T> {
     const logger = this.#logger;
     const waitMs = logger === undefined ? 0 : this.#time.clock.now() - lane.oldestArrival;
-    const tickets = lane.tickets;
     const taken = lane.take(maxCount, this.#maxBatchWeight);
     this.#queued -= taken.entries.length;
     this.#laneChanged(lane);
@@ -665,17 +777,10 @@ export class Engine<T, R> {
       reason,
       taken.items,
       taken.entries,
+      taken.cohorts,
       lane.key,
       taken.weight,
     );
-    if (tickets) {
-      // Tickets learn their batch, for an abort while it runs.
-      const entries = taken.entries;
-      for (let i = 0; i < entries.length; i++) {
-        const entry = entries[i] as Entry;
-        if (typeof entry !== "function") entry.batch = batch as Batch<unknown>;
-      }
-    }
     this.#running.add(batch);
     this.#inFlight += batch.size;
     const waiters = this.#flushWaiters;
@@ -744,8 +849,8 @@ export class Engine<T, R> {
     const size = entries.length;
     let resolved = 0;
     if (result === undefined) {
-      for (let i = 0; i < size; i++) if (resolveEntry(entries[i] as Entry, undefined)) resolved++;
-      this.#finish(batch, resolved, false, undefined);
+      for (let i = 0; i < size; i++) (entries[i] as Entry)(undefined);
+      this.#finish(batch, size - batch.cancelled, false, undefined);
       return;
     }
     if (!Array.isArray(result) || result.length !== size) {
@@ -758,9 +863,11 @@ export class Engine<T, R> {
     }
     for (let i = 0; i < size; i++) {
       const value: unknown = result[i];
+      const entry = entries[i] as Entry;
       if (typeof value === "object" && value !== null && value instanceof Error) {
-        rejectEntry(entries[i] as Entry, value);
-      } else if (resolveEntry(entries[i] as Entry, value)) {
+        if (entry !== CANCELLED) rejectCaller(entry, value);
+      } else if (entry !== CANCELLED) {
+        entry(value);
         resolved++;
       }
     }
@@ -777,6 +884,15 @@ export class Engine<T, R> {
   #finish(batch: Batch<T>, resolved: number, failed: boolean, error: unknown): void {
     batch.done = true;
     batch.entries = NO_ENTRIES;
+    const runs = batch.cohorts;
+    if (runs !== undefined) {
+      // Their callers are settled: a cohort with nobody left stops listening and timing.
+      for (const run of runs) {
+        const cohort = run.cohort;
+        cohort.live -= run.count - run.cancelled;
+        if (cohort.live === 0 && cohort.state === CohortState.Admitted) cohort.detach();
+      }
+    }
     this.#running.remove(batch);
     this.#inFlight -= batch.size;
     if (this.#logger !== undefined) {
@@ -869,7 +985,9 @@ export class Engine<T, R> {
         for (let pos = queue.size > 0 ? queue.headPos : end; pos < end; pos++) {
           if (queue.entryAt(pos) === undefined || queue.weightAt(pos) <= max) continue;
           const weight = queue.weightAt(pos);
+          const cohort = queue.cohortAt(pos);
           rejected.push([queue.remove(pos) as Entry, weight]);
+          if (cohort !== undefined && --cohort.live === 0) cohort.detach();
           this.#queued--;
           lane.size--;
         }
@@ -877,14 +995,15 @@ export class Engine<T, R> {
       this.#laneChanged(lane);
     }
     for (let i = this.#waitersHead; i < this.#waiters.length; i++) {
-      const ticket = this.#waiters[i];
-      const weight = ticket?.waiting?.weight ?? 0;
-      if (ticket?.state === TicketState.Waiting && weight > max) {
+      const cohort = this.#waiters[i];
+      const waiter = cohort?.waiting;
+      if (cohort?.state === CohortState.Waiting && waiter !== undefined && waiter.weight > max) {
         this.#waiting--;
-        rejected.push([ticket, weight]);
+        cohort.detach();
+        rejected.push([waiter.resolve, waiter.weight]);
       }
     }
-    for (const [entry, weight] of rejected) rejectEntry(entry, new ItemTooLargeError(weight, max));
+    for (const [entry, weight] of rejected) rejectCaller(entry, new ItemTooLargeError(weight, max));
     if (this.#flushWaiters.length > 0) this.#settleFlushWaiters();
   }
 
@@ -964,8 +1083,10 @@ export class Engine<T, R> {
         inFlight: this.#inFlight,
       });
     }
-    // Take everything out first, then settle: settling detaches tickets, which must not find
-    // half-emptied lanes.
+    // Take everything out first, then settle. Nobody is left to cancel: drop every listener and
+    // timeout at once.
+    this.#signals?.clear();
+    this.#timeouts?.clear();
     const entries: Entry[] = [];
     for (const lane of this.#lanes.clear()) {
       for (const queue of lane.queues) for (const entry of queue.drain()) entries.push(entry);
@@ -977,8 +1098,8 @@ export class Engine<T, R> {
     this.#queued = 0;
     const waiters = this.#waiters;
     for (let i = this.#waitersHead; i < waiters.length; i++) {
-      const ticket = waiters[i];
-      if (ticket?.state === TicketState.Waiting) entries.push(ticket);
+      const cohort = waiters[i];
+      if (cohort?.state === CohortState.Waiting) entries.push((cohort.waiting as Waiter).resolve);
     }
     this.#waiters = [];
     this.#waitersHead = 0;

@@ -15,8 +15,6 @@ export class Lane<T> implements HeapNode {
   readonly #weighted: boolean;
   /** Waiting items, over all priorities. */
   size = 0;
-  /** Whether a ticket entered since the lane was last empty: its batches are scanned for them. */
-  tickets = false;
   /** Sequence number and arrival time of the oldest waiting item; kept by `refresh()`. */
   oldestSeq = Number.POSITIVE_INFINITY;
   oldestArrival = 0;
@@ -91,7 +89,13 @@ export class Lane<T> implements HeapNode {
    * first item that would push the batch over `maxWeight`. `minSeq` is the oldest item taken.
    */
   take(maxCount: number, maxWeight: number): Taken<T> & { minSeq: number } {
-    const taken = { items: [] as T[], entries: [], weight: 0, minSeq: 0 };
+    const taken: Taken<T> & { minSeq: number } = {
+      items: [],
+      entries: [],
+      weight: 0,
+      cohorts: undefined,
+      minSeq: 0,
+    };
     let minSeq = Number.POSITIVE_INFINITY;
     for (const queue of this.queues) {
       if (queue.size === 0) continue;

@@ -1,7 +1,10 @@
-import type { Entry } from "./ticket.js";
+import type { Cohort, CohortRun } from "./cohort.js";
 
 /** Settles one caller's promise. Rejection goes through it too: see `rejectCaller`. */
 export type Settle = (value: unknown) => void;
+
+/** What the queue and a batch keep per item: its caller's resolve function. */
+export type Entry = Settle;
 
 /** Past this many consumed slots at the front, and over half the array, the arrays are compacted. */
 const COMPACT_AT = 4096;
@@ -12,6 +15,8 @@ export interface Taken<T> {
   entries: Entry[];
   /** Total weight of `items` (0 without `weigh`). */
   weight: number;
+  /** Which positions of `entries` came from which cohort, if any did. */
+  cohorts: CohortRun[] | undefined;
 }
 
 /**
@@ -24,6 +29,9 @@ export interface Taken<T> {
  * the position of the first item of a run, `runSeq[i]` its sequence number and `runTime[i]` its
  * arrival time): consecutive items with consecutive sequence numbers and one clock reading (one
  * tick) share a run, so a burst of any size costs one entry.
+ *
+ * Runs also break where the cohort changes (`runCohort[i]`: the items' `Cohort`, for those with
+ * a signal or a timeout), so a run's items share one.
  *
  * An item that leaves early (aborted, timed out, dropped) leaves a hole (`undefined` entry) that
  * later takes skip; the head never rests on a hole. Push and take are O(1) amortised: taken slots
@@ -47,6 +55,7 @@ export class ItemQueue<T> {
   #runPos: number[] = [];
   #runSeq: number[] = [];
   #runTime: number[] = [];
+  #runCohort: (Cohort | undefined)[] = [];
   #runHead = 0;
   #lastSeq = Number.NaN;
 
@@ -64,16 +73,25 @@ export class ItemQueue<T> {
     return this.#base + this.#items.length;
   }
 
-  push(item: T, entry: Entry, arrival: number, seq: number, weight: number): void {
+  push(
+    item: T,
+    entry: Entry,
+    arrival: number,
+    seq: number,
+    weight: number,
+    cohort: Cohort | undefined,
+  ): void {
     const runs = this.#runTime.length;
     if (
       runs === this.#runHead ||
       this.#runTime[runs - 1] !== arrival ||
-      seq !== this.#lastSeq + 1
+      seq !== this.#lastSeq + 1 ||
+      this.#runCohort[runs - 1] !== cohort
     ) {
       this.#runPos.push(this.tailPos);
       this.#runSeq.push(seq);
       this.#runTime.push(arrival);
+      this.#runCohort.push(cohort);
     }
     this.#lastSeq = seq;
     this.#items.push(item);
@@ -82,6 +100,30 @@ export class ItemQueue<T> {
       this.#weights.push(weight);
       this.weight += weight;
     }
+  }
+
+  /**
+   * The cohort an item pushed now (`arrival`, `seq`) would share its run with, if the last run is
+   * still open to it: same tick, next in sequence.
+   */
+  openCohort(arrival: number, seq: number): Cohort | undefined {
+    const runs = this.#runTime.length;
+    if (runs === this.#runHead || this.#runTime[runs - 1] !== arrival) return undefined;
+    if (seq !== this.#lastSeq + 1) return undefined;
+    return this.#runCohort[runs - 1];
+  }
+
+  /** The cohort of the waiting item at `pos`, if any. */
+  cohortAt(pos: number): Cohort | undefined {
+    const runPos = this.#runPos;
+    let lo = this.#runHead;
+    let hi = runPos.length - 1;
+    while (lo < hi) {
+      const mid = (lo + hi + 1) >> 1;
+      if ((runPos[mid] as number) <= pos) lo = mid;
+      else hi = mid - 1;
+    }
+    return this.#runCohort[lo];
   }
 
   /** The run holding the head item. Only call when `size > 0`. */
@@ -156,6 +198,7 @@ export class ItemQueue<T> {
     if (taken.items.length === 0 && this.#holes === 0 && this.#weights === undefined) {
       // The hot path: a FIFO without holes or weights, handed over by slice (or whole).
       const end = head + Math.min(length - head, maxCount);
+      this.#collectCohorts(head, end, taken);
       if (end === length && head === 0) {
         taken.items = this.#items as T[];
         taken.entries = this.#entries as Entry[];
@@ -173,6 +216,8 @@ export class ItemQueue<T> {
     const entries = this.#entries;
     const weights = this.#weights;
     const out = taken.items;
+    const runPos = this.#runPos;
+    let run = this.#headRun();
     let i = head;
     while (i < length && out.length < maxCount) {
       const entry = entries[i];
@@ -187,6 +232,10 @@ export class ItemQueue<T> {
         taken.weight += weight;
         this.weight -= weight;
       }
+      const pos = this.#base + i;
+      while (run + 1 < runPos.length && (runPos[run + 1] as number) <= pos) run++;
+      const cohort = this.#runCohort[run];
+      if (cohort !== undefined) addToRun(taken, cohort, out.length, 1);
       out.push(items[i] as T);
       taken.entries.push(entry);
       items[i] = undefined;
@@ -194,6 +243,24 @@ export class ItemQueue<T> {
       i++;
     }
     this.#advance(i);
+  }
+
+  /** Records the cohorts of the items at indexes `from` to `to` (no holes), about to be taken. */
+  #collectCohorts(from: number, to: number, taken: Taken<T>): void {
+    const runPos = this.#runPos;
+    const runCohort = this.#runCohort;
+    const base = this.#base;
+    let run = this.#headRun();
+    const offset = taken.items.length - from;
+    for (; run < runPos.length; run++) {
+      const start = Math.max((runPos[run] as number) - base, from);
+      if (start >= to) break;
+      const cohort = runCohort[run];
+      if (cohort === undefined) continue;
+      const next = runPos[run + 1];
+      const end = next === undefined ? to : Math.min(next - base, to);
+      addToRun(taken, cohort, start + offset, end - start);
+    }
   }
 
   /** Removes every waiting item and returns their entries, oldest first. */
@@ -239,6 +306,7 @@ export class ItemQueue<T> {
       this.#runPos.splice(0, run);
       this.#runSeq.splice(0, run);
       this.#runTime.splice(0, run);
+      this.#runCohort.splice(0, run);
       this.#runHead = 0;
     }
   }
@@ -251,6 +319,19 @@ export class ItemQueue<T> {
     this.#runPos.length = 0;
     this.#runSeq.length = 0;
     this.#runTime.length = 0;
+    this.#runCohort.length = 0;
     this.#runHead = 0;
   }
+}
+
+/** Adds `count` positions from `start` of `taken` to `cohort`'s run there, or starts one. */
+function addToRun<T>(taken: Taken<T>, cohort: Cohort, start: number, count: number): void {
+  const runs = taken.cohorts;
+  if (runs === undefined) {
+    taken.cohorts = [{ cohort, start, count, cancelled: 0 }];
+    return;
+  }
+  const last = runs[runs.length - 1] as CohortRun;
+  if (last.cohort === cohort && last.start + last.count === start) last.count += count;
+  else runs.push({ cohort, start, count, cancelled: 0 });
 }

@@ -7,7 +7,7 @@ import { RateWindow } from "../../src/internal/rate.js";
 const noop: Settle = () => {};
 
 function taken<T>(): Taken<T> {
-  return { items: [], entries: [], weight: 0 };
+  return { items: [], entries: [], weight: 0, cohorts: undefined };
 }
 
 function take<T>(queue: ItemQueue<T>, count: number, maxWeight = Number.POSITIVE_INFINITY): T[] {
@@ -19,7 +19,7 @@ function take<T>(queue: ItemQueue<T>, count: number, maxWeight = Number.POSITIVE
 /** `count` items 0..count-1 with sequence numbers 0..count-1. */
 function filled(count: number, arrival: (i: number) => number = () => 0): ItemQueue<number> {
   const queue = new ItemQueue<number>(0, false);
-  for (let i = 0; i < count; i++) queue.push(i, noop, arrival(i), i, 0);
+  for (let i = 0; i < count; i++) queue.push(i, noop, arrival(i), i, 0, undefined);
   return queue;
 }
 
@@ -28,7 +28,7 @@ describe("ItemQueue", () => {
     const queue = new ItemQueue<string>(0, false);
     const settles = ["a", "b", "c"].map((item, i) => {
       const settle: Settle = () => {};
-      queue.push(item, settle, 0, i, 0);
+      queue.push(item, settle, 0, i, 0, undefined);
       return settle;
     });
     const first = taken<string>();
@@ -43,7 +43,7 @@ describe("ItemQueue", () => {
   it("keeps each item's sequence number, contiguous or not", () => {
     const queue = new ItemQueue<number>(0, false);
     // Sequence numbers with gaps: another queue took 3, 4 and 7.
-    for (const seq of [0, 1, 2, 5, 6, 8]) queue.push(seq, noop, 0, seq, 0);
+    for (const seq of [0, 1, 2, 5, 6, 8]) queue.push(seq, noop, 0, seq, 0, undefined);
     const seen: number[] = [];
     while (queue.size > 0) {
       seen.push(queue.headSeq());
@@ -63,7 +63,7 @@ describe("ItemQueue", () => {
     take(queue, 13);
     expect(queue.headArrival()).toBe(50);
     take(queue, 14);
-    queue.push(99, noop, 1234, 30, 0);
+    queue.push(99, noop, 1234, 30, 0, undefined);
     expect(queue.headArrival()).toBe(1234);
   });
 
@@ -85,7 +85,7 @@ describe("ItemQueue", () => {
   it("stops before the item that would go over the weight, unless the batch is empty", () => {
     const queue = new ItemQueue<string>(0, true);
     const weights = [4, 3, 5, 9, 1];
-    for (const [i, w] of weights.entries()) queue.push(`w${w}`, noop, 0, i, w);
+    for (const [i, w] of weights.entries()) queue.push(`w${w}`, noop, 0, i, w, undefined);
     expect(queue.weight).toBe(22);
     const out = taken<string>();
     queue.take(10, 10, out);
@@ -110,7 +110,7 @@ describe("ItemQueue", () => {
     const removed = new Set<number>();
     for (let round = 0; round < 10_000; round++) {
       for (let i = 0; i < 7 && next < 50_000; i++, next++) {
-        queue.push(next, noop, next, next, 0);
+        queue.push(next, noop, next, next, 0, undefined);
         if (next % 97 === 50) {
           queue.remove(next);
           removed.add(next);
@@ -151,7 +151,7 @@ describe("Lane", () => {
     const lane = new Lane<string>(undefined, false);
     let seq = 0;
     const push = (item: string, priority: number, at: number) => {
-      lane.queueFor(priority).push(item, noop, at, seq++, 0);
+      lane.queueFor(priority).push(item, noop, at, seq++, 0, undefined);
       lane.size++;
     };
     push("low-a", -1, 0);
@@ -172,13 +172,13 @@ describe("Lane", () => {
 
   it("does not let a light low-priority item pass a heavy high-priority one", () => {
     const lane = new Lane<string>("k", true);
-    lane.queueFor(1).push("heavy", noop, 0, 0, 8);
-    lane.queueFor(0).push("light", noop, 0, 1, 1);
+    lane.queueFor(1).push("heavy", noop, 0, 0, 8, undefined);
+    lane.queueFor(0).push("light", noop, 0, 1, 1, undefined);
     lane.size = 2;
     const out = lane.take(10, 5 + 4);
     expect(out.items).toEqual(["heavy", "light"]);
-    lane.queueFor(1).push("heavy2", noop, 0, 2, 8);
-    lane.queueFor(0).push("light2", noop, 0, 3, 1);
+    lane.queueFor(1).push("heavy2", noop, 0, 2, 8, undefined);
+    lane.queueFor(0).push("light2", noop, 0, 3, 1, undefined);
     lane.size = 2;
     expect(lane.take(10, 8.5).items).toEqual(["heavy2"]);
   });
