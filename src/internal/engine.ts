@@ -107,6 +107,13 @@ function optionError(
 
 const NO_ENTRIES: Entry[] = [];
 
+function badKey(key: unknown): InvalidInputError {
+  return new InvalidInputError(
+    "key",
+    `batchKey must return a string or a finite number, got ${describe(key)}`,
+  );
+}
+
 /**
  * The batcher's engine: admission, queues, scheduler and dispatcher in one small state machine.
  *
@@ -144,6 +151,8 @@ export class Engine<T, R> {
   #rate: RateWindow | undefined;
   /** No option that needs per-item work on admission: `process(item)` takes the short path. */
   readonly #plain: boolean;
+  /** `batchKey` is the only such option: `process(item)` takes the keyed short path. */
+  readonly #keyedOnly: boolean;
 
   /** The only lane without `batchKey`. */
   readonly #lane0: Lane<T> | undefined;
@@ -225,6 +234,10 @@ export class Engine<T, R> {
       this.#weigh === undefined &&
       this.#batchKey === undefined &&
       this.#itemTimeout === Number.POSITIVE_INFINITY;
+    this.#keyedOnly =
+      this.#batchKey !== undefined &&
+      this.#weigh === undefined &&
+      this.#itemTimeout === Number.POSITIVE_INFINITY;
     if (this.#batchKey === undefined) {
       this.#lane0 = new Lane<T>(undefined, this.#weigh !== undefined);
       this.#keys = undefined;
@@ -258,12 +271,41 @@ export class Engine<T, R> {
   // Admission. The hot path first.
 
   submit(item: T, options: ProcessOptions | undefined): Promise<R> {
-    if (options !== undefined || !this.#plain) return this.#submitWith(item, options);
+    if (options !== undefined || !this.#plain) {
+      return this.#keyedOnly && options === undefined
+        ? this.#submitKeyed(item)
+        : this.#submitWith(item, options);
+    }
     if (this.#state >= State.Stopping) return Promise.reject(new BatcherStoppedError());
     if (this.#queued >= this.#maxQueueSize) return this.#submitWith(item, undefined);
     this.#state = State.Running;
     const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
     const lane = this.#lane0 as Lane<T>;
+    lane.q0.push(item, captured, this.#time.now(), this.#seq++, 0, undefined);
+    this.#queued++;
+    const size = ++lane.size;
+    if (size === 1) this.#laneFilled(lane);
+    if (size >= this.#maxBatchSize) this.#laneFull(lane);
+    return promise;
+  }
+
+  /** `process(item)` with `batchKey` and no other per-item work: the keyed hot path. */
+  #submitKeyed(item: T): Promise<R> {
+    if (this.#state >= State.Stopping || this.#queued >= this.#maxQueueSize) {
+      return this.#submitWith(item, undefined);
+    }
+    let key: string | number;
+    try {
+      key = (this.#batchKey as (item: unknown) => string | number)(item);
+    } catch (error) {
+      return Promise.reject(error);
+    }
+    if (typeof key !== "string" && !(typeof key === "number" && Number.isFinite(key))) {
+      return Promise.reject(badKey(key));
+    }
+    this.#state = State.Running;
+    const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
+    const lane = this.#laneFor(key);
     lane.q0.push(item, captured, this.#time.now(), this.#seq++, 0, undefined);
     this.#queued++;
     const size = ++lane.size;
@@ -322,12 +364,7 @@ export class Engine<T, R> {
         return Promise.reject(error);
       }
       if (typeof key !== "string" && !(typeof key === "number" && Number.isFinite(key))) {
-        return Promise.reject(
-          new InvalidInputError(
-            "key",
-            `batchKey must return a string or a finite number, got ${describe(key)}`,
-          ),
-        );
+        return Promise.reject(badKey(key));
       }
     }
     let weight = 0;

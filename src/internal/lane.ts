@@ -22,7 +22,8 @@ export class Lane<T> implements HeapNode {
   constructor(key: string | number | undefined, weighted: boolean) {
     this.key = key;
     this.#weighted = weighted;
-    this.q0 = new ItemQueue<T>(0, weighted);
+    // With keys, every queue's items interleave with other keys'; without, only other priorities'.
+    this.q0 = new ItemQueue<T>(0, weighted, key !== undefined);
     this.queues = [this.q0];
   }
 
@@ -43,7 +44,7 @@ export class Lane<T> implements HeapNode {
     while (i < queues.length && (queues[i] as ItemQueue<T>).priority > priority) i++;
     const found = queues[i];
     if (found !== undefined && found.priority === priority) return found;
-    const queue = new ItemQueue<T>(priority, this.#weighted);
+    const queue = new ItemQueue<T>(priority, this.#weighted, true);
     queues.splice(i, 0, queue);
     return queue;
   }

@@ -58,10 +58,16 @@ export class ItemQueue<T> {
   #runCohort: (Cohort | undefined)[] = [];
   #runHead = 0;
   #lastSeq = Number.NaN;
+  /**
+   * Per-item sequence numbers, for queues whose items interleave with other queues' (one per key):
+   * one number per item costs less than a run per item.
+   */
+  #seqs: number[] | undefined;
 
-  constructor(priority: number, weighted: boolean) {
+  constructor(priority: number, weighted: boolean, interleaved = false) {
     this.priority = priority;
     this.#weights = weighted ? [] : undefined;
+    this.#seqs = interleaved ? [] : undefined;
   }
 
   get size(): number {
@@ -82,10 +88,11 @@ export class ItemQueue<T> {
     cohort: Cohort | undefined,
   ): void {
     const runs = this.#runTime.length;
+    const seqs = this.#seqs;
     if (
       runs === this.#runHead ||
       this.#runTime[runs - 1] !== arrival ||
-      seq !== this.#lastSeq + 1 ||
+      (seqs === undefined && seq !== this.#lastSeq + 1) ||
       this.#runCohort[runs - 1] !== cohort
     ) {
       this.#runPos.push(this.tailPos);
@@ -94,6 +101,7 @@ export class ItemQueue<T> {
       this.#runCohort.push(cohort);
     }
     this.#lastSeq = seq;
+    if (seqs !== undefined) seqs.push(seq);
     this.#items.push(item);
     this.#entries.push(entry);
     if (this.#weights !== undefined) {
@@ -109,7 +117,7 @@ export class ItemQueue<T> {
   openCohort(arrival: number, seq: number): Cohort | undefined {
     const runs = this.#runTime.length;
     if (runs === this.#runHead || this.#runTime[runs - 1] !== arrival) return undefined;
-    if (seq !== this.#lastSeq + 1) return undefined;
+    if (this.#seqs === undefined && seq !== this.#lastSeq + 1) return undefined;
     return this.#runCohort[runs - 1];
   }
 
@@ -138,6 +146,7 @@ export class ItemQueue<T> {
 
   /** Sequence number of the oldest waiting item. Only call when `size > 0`. */
   headSeq(): number {
+    if (this.#seqs !== undefined) return this.#seqs[this.#head] as number;
     const run = this.#headRun();
     return (
       (this.#runSeq[run] as number) + (this.#base + this.#head - (this.#runPos[run] as number))
@@ -274,6 +283,7 @@ export class ItemQueue<T> {
     this.#items = [];
     this.#entries = [];
     if (this.#weights !== undefined) this.#weights = [];
+    if (this.#seqs !== undefined) this.#seqs = [];
     this.weight = 0;
     this.#reset(all.length);
     return entries;
@@ -291,6 +301,7 @@ export class ItemQueue<T> {
       this.#items.length = 0;
       this.#entries.length = 0;
       if (this.#weights !== undefined) this.#weights.length = 0;
+      if (this.#seqs !== undefined) this.#seqs.length = 0;
       this.weight = 0; // no float drift carried over
       this.#reset(length);
       return;
@@ -300,6 +311,7 @@ export class ItemQueue<T> {
       this.#items.splice(0, index);
       this.#entries.splice(0, index);
       this.#weights?.splice(0, index);
+      this.#seqs?.splice(0, index);
       this.#base += index;
       this.#head = 0;
       const run = this.#headRun(); // advances #runHead past the runs that are gone
