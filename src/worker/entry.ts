@@ -16,8 +16,9 @@ import {
   type WorkerTask,
 } from "./protocol.js";
 import { isError, type SerializedError, serializeError, serializeThrown } from "./serialize.js";
+import type { WorkerBatchInfo } from "./types.js";
 
-type WorkerFunction = (batch: unknown[]) => unknown;
+type WorkerFunction = (batch: unknown[], info: WorkerBatchInfo) => unknown;
 
 /** Keyed by module URL and export name; holds the promise so concurrent first calls share it. */
 const functions = new Map<string, Promise<WorkerFunction>>();
@@ -82,7 +83,7 @@ export default async function runBatch(task: WorkerTask<unknown>): Promise<unkno
   let output: unknown;
   try {
     const fn = await workerFunction(task.module, task.exportName);
-    output = await fn(task.batch);
+    output = await fn(task.batch, { batchId: task.batchId, key: task.key });
   } catch (thrown) {
     const reply: WorkerReply = { ok: false, error: serializeThrown(thrown) };
     return reply;

@@ -136,7 +136,13 @@ export class WorkerPoolExecutor<T, R> implements Executor<T, R>, AsyncDisposable
     if (signal.aborted) throw signal.reason;
     const transfer = this.#transfer;
     const transferList = transfer === undefined ? undefined : transferListOf(transfer(batch));
-    const task: WorkerTask<T> = { module: this.#module, exportName: this.#exportName, batch };
+    const task: WorkerTask<T> = {
+      module: this.#module,
+      exportName: this.#exportName,
+      batch,
+      batchId: context.batchId,
+      key: context.key,
+    };
     let reply: WorkerReply;
     this.#running++;
     try {

@@ -14,6 +14,7 @@ export type { WorkerPoolOptions } from "./options.js";
 export { type Transferable, type TransferResults, withTransfer } from "./protocol.js";
 export type {
   WorkerBatchFunction,
+  WorkerBatchInfo,
   WorkerBatchResult,
   WorkerItem,
   WorkerModule,

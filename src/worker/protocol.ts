@@ -47,6 +47,8 @@ export interface WorkerTask<T> {
   /** Which export of it is the worker function. */
   readonly exportName: string;
   readonly batch: T[];
+  readonly batchId: number;
+  readonly key: string | number | undefined;
 }
 
 /**

@@ -7,18 +7,27 @@ import type { TransferResults } from "./protocol.js";
 /** What a worker function returns: one result per item (an `Error` rejects that item alone). */
 export type WorkerBatchResult<R> = BatchResult<R> | TransferResults<R>;
 
+/** What a worker function is told about its batch (`BatchContext` without the signal). */
+export interface WorkerBatchInfo {
+  /** The batch's number in its batcher, from 1. */
+  readonly batchId: number;
+  /** The key every item of the batch shares, with the batcher's `batchKey`; else `undefined`. */
+  readonly key: string | number | undefined;
+}
+
 /**
- * The function a worker module exports: it gets a whole batch and returns one result per item,
- * in order, synchronously or not. It runs in a worker thread: items and results are cloned
- * across (or moved, see `transfer` and `withTransfer`), and it cannot see the main thread's
- * variables.
+ * The function a worker module exports: it gets a whole batch (and what `WorkerBatchInfo` says
+ * about it) and returns one result per item, in order, synchronously or not. It runs in a worker
+ * thread: items and results are cloned across (or moved, see `transfer` and `withTransfer`),
+ * and it cannot see the main thread's variables.
  */
 export type WorkerBatchFunction<T, R> = (
   batch: T[],
+  info: WorkerBatchInfo,
 ) => WorkerBatchResult<R> | PromiseLike<WorkerBatchResult<R>>;
 
 /** Any worker function, whatever its item and result types. */
-type AnyWorkerFunction = (batch: never[]) => unknown;
+type AnyWorkerFunction = (batch: never[], info: WorkerBatchInfo) => unknown;
 
 /**
  * What the batcher's types can be read from: a worker module whose default export is the worker
@@ -43,7 +52,7 @@ type ResultOf<X> =
 
 /** The item type of a worker module or function: `WorkerItem<typeof import("./model.js")>`. */
 export type WorkerItem<M extends WorkerModule> =
-  FunctionOf<M> extends (batch: infer B) => unknown
+  FunctionOf<M> extends (batch: infer B, info: WorkerBatchInfo) => unknown
     ? B extends ReadonlyArray<infer T>
       ? T
       : unknown

@@ -16,6 +16,7 @@ import {
   type WorkerBatcher,
   type WorkerBatcherOptions,
   type WorkerBatchFunction,
+  type WorkerBatchInfo,
   type WorkerItem,
   type WorkerModule,
   WorkerPoolExecutor,
@@ -181,6 +182,17 @@ describe("worker functions", () => {
     );
     expectTypeOf(moved).toEqualTypeOf<TransferResults<Float32Array<ArrayBuffer>>>();
     expectTypeOf((_batch: string[]) => moved).toExtend<WorkerBatchFunction<string, Float32Array>>();
+  });
+
+  it("may take what they are told about the batch, and are typed from it all the same", () => {
+    const keyed = (batch: string[], info: WorkerBatchInfo) => batch.map(() => info.key);
+    expectTypeOf(keyed).toExtend<WorkerBatchFunction<string, string | number | undefined>>();
+    expectTypeOf<WorkerItem<typeof keyed>>().toEqualTypeOf<string>();
+    expectTypeOf<WorkerResult<typeof keyed>>().toEqualTypeOf<string | number | undefined>();
+    expectTypeOf<WorkerBatchInfo>().toEqualTypeOf<{
+      readonly batchId: number;
+      readonly key: string | number | undefined;
+    }>();
   });
 
   it("withTransfer wants an array of results and a list of transferables", () => {

@@ -121,6 +121,23 @@ describe("worker modules", () => {
     }
   });
 
+  it("tells the worker function the batch's id and key", async () => {
+    const batcher = createWorkerBatcher<typeof import("../fixtures/workers/info.js")>(
+      fixture("info.ts"),
+      { maxThreads: 1, execArgv, batchKey: (item) => item.charAt(0), maxQueueTime: 0 },
+    );
+    try {
+      const results = await Promise.all(["a1", "b1", "a2"].map((i) => batcher.process(i)));
+      expect(results).toEqual([
+        { item: "a1", batchId: 1, key: "a" },
+        { item: "b1", batchId: 2, key: "b" },
+        { item: "a2", batchId: 1, key: "a" },
+      ]);
+    } finally {
+      await batcher.stop();
+    }
+  });
+
   it("calls the export named by exportName, async or not", async () => {
     const batcher = createWorkerBatcher<typeof import("../fixtures/workers/double.js").square>(
       fixture("double.ts"),
