@@ -37,7 +37,9 @@ export function formatLogEvent(event: BatcherLogEvent): string {
   const head = `${NAMESPACE.toUpperCase()}${pid()}: ${event.batcher}`;
   switch (event.type) {
     case "batchCut":
-      return `${head} batch ${event.batchId} cut: size=${event.size} reason=${event.reason} wait=${event.waitMs.toFixed(1)}ms`;
+      return `${head} batch ${event.batchId} cut: size=${event.size}${
+        event.key === undefined ? "" : ` key=${JSON.stringify(event.key)}`
+      }${event.weight === undefined ? "" : ` weight=${event.weight}`} reason=${event.reason} wait=${event.waitMs.toFixed(1)}ms`;
     case "batchDone":
       return `${head} batch ${event.batchId} done: size=${event.size} duration=${event.durationMs.toFixed(1)}ms outcome=${event.outcome} resolved=${event.resolved} rejected=${event.rejected}`;
     case "stop":

@@ -432,6 +432,33 @@ describe("formatLogEvent", () => {
     expect(line).toMatch(/reason=flush\b/);
     expect(line).toMatch(/2\.5ms/);
     expect(line).not.toContain("\n");
+    expect(line).not.toMatch(/key=|weight=/);
+  });
+
+  it("shows a keyed, weighted batch's key and weight", () => {
+    const line = formatLogEvent({
+      type: "batchCut",
+      batcher: "writes",
+      batchId: 3,
+      size: 2,
+      key: "orders",
+      weight: 1500,
+      reason: "weight",
+      waitMs: 1,
+    });
+    expect(line).toMatch(/key="orders"/);
+    expect(line).toMatch(/weight=1500\b/);
+    expect(line).toMatch(/reason=weight\b/);
+    const numbered = formatLogEvent({
+      type: "batchCut",
+      batcher: "writes",
+      batchId: 4,
+      size: 1,
+      key: 7,
+      reason: "size",
+      waitMs: 0,
+    });
+    expect(numbered).toMatch(/key=7\b/);
   });
 
   it("formats a batch done with its duration, outcome and counts", () => {
