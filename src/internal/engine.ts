@@ -856,6 +856,11 @@ export class Engine<T, R> {
   #start(batch: Batch<T>): void {
     if (batch.done) return; // force-stopped before it started
     if (this.#logger !== undefined) batch.startedAt = this.#time.clock.now();
+    if (batch.cancelled === batch.size) {
+      // Every caller left between the cut and now: nobody wants it run.
+      this.#finish(batch, 0, false, undefined);
+      return;
+    }
     let result: unknown;
     try {
       result = this.#run(batch.items, batch.context);

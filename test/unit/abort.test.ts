@@ -389,6 +389,31 @@ describe("aborted after its batch was dispatched", () => {
   });
 });
 
+describe("aborted between the cut and the start of its batch", () => {
+  it("does not run a batch whose callers all left, and frees its slot", async () => {
+    const calls: number[][] = [];
+    const batcher = createBatcher(
+      (items: number[]) => {
+        calls.push([...items]);
+        return items;
+      },
+      { maxBatchSize: 2 },
+    );
+    const controller = new AbortController();
+    // The second call fills the batch: it is cut inside process(), to start on the next microtask.
+    const first = track(batcher.process(1, { signal: controller.signal }));
+    const second = track(batcher.process(2, { signal: controller.signal }));
+    expect(batcher.inFlight).toBe(2);
+    controller.abort("gone");
+    await runJobs();
+    expect([first.error, second.error]).toEqual(["gone", "gone"]);
+    expect(calls).toEqual([]);
+    expect(batcher.inFlight).toBe(0);
+    await expect(Promise.all([batcher.process(3), batcher.process(4)])).resolves.toEqual([3, 4]);
+    expect(calls).toEqual([[3, 4]]);
+  });
+});
+
 describe("one signal shared by many items", () => {
   it("gets one listener however many items use it, removed when the last of them settles", async () => {
     const { batcher, calls } = manualBatcher({ maxQueueTime: 10, maxBatchSize: 50 });
