@@ -283,7 +283,6 @@ export class ItemQueue<T> {
     this.#items = [];
     this.#entries = [];
     if (this.#weights !== undefined) this.#weights = [];
-    if (this.#seqs !== undefined) this.#seqs = [];
     this.weight = 0;
     this.#reset(all.length);
     return entries;
@@ -301,7 +300,6 @@ export class ItemQueue<T> {
       this.#items.length = 0;
       this.#entries.length = 0;
       if (this.#weights !== undefined) this.#weights.length = 0;
-      if (this.#seqs !== undefined) this.#seqs.length = 0;
       this.weight = 0; // no float drift carried over
       this.#reset(length);
       return;
@@ -325,6 +323,7 @@ export class ItemQueue<T> {
 
   /** The queue is empty: `length` slots were used since the arrays were last reset. */
   #reset(length: number): void {
+    if (this.#seqs !== undefined) this.#seqs.length = 0;
     this.#base += length;
     this.#head = 0;
     this.#holes = 0;

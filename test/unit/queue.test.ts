@@ -52,6 +52,18 @@ describe("ItemQueue", () => {
     expect(seen).toEqual([0, 1, 2, 5, 6, 8]);
   });
 
+  it("keeps per-item sequence numbers for interleaved queues, across takes that empty it", () => {
+    const queue = new ItemQueue<number>(0, false, true);
+    queue.push(0, noop, 0, 0, 0, undefined);
+    queue.push(1, noop, 0, 3, 0, undefined); // same tick, not contiguous: no new run needed
+    expect(take(queue, 10)).toEqual([0, 1]); // handed over whole
+    queue.push(2, noop, 0, 7, 0, undefined);
+    queue.push(3, noop, 0, 9, 0, undefined);
+    expect(queue.headSeq()).toBe(7);
+    take(queue, 1);
+    expect(queue.headSeq()).toBe(9);
+  });
+
   it("knows the arrival time of whichever item is oldest", () => {
     // three items per clock reading: 0,0,0,10,10,10,20,...
     const queue = filled(30, (i) => Math.floor(i / 3) * 10);
