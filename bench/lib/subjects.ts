@@ -40,7 +40,11 @@ export type SubjectId =
   | "promise-batcher"
   | "pacer"
   | "floor-promise"
-  | "floor-async";
+  | "floor-async"
+  | "ours-signal"
+  | "ours-keys"
+  | "ours-priority"
+  | "ours-weigh";
 
 /** What the report says about a subject; recorded in the results so the report needs nothing else. */
 export interface SubjectInfo {
@@ -306,6 +310,84 @@ const floorAsync: Subject = {
   },
 };
 
+/**
+ * Our library with one flow-control feature on every item, for the feature-cost scenario: the
+ * same batcher as `ours`, plus `extra` options and per-call options.
+ */
+function oursWith(
+  id: SubjectId,
+  label: string,
+  notes: string,
+  extra: string,
+  options: (lib: typeof import("async-batcher")) => {
+    batcher: Record<string, unknown>;
+    call?: (key: number) => import("async-batcher").ProcessOptions;
+  },
+): Subject {
+  return {
+    id,
+    label,
+    kind: "ours",
+    notes,
+    describe: (s) =>
+      `createBatcher(fn, { maxBatchSize: ${s.maxBatchSize}, maxQueueTime: ${s.maxQueueTime}, concurrency: Infinity, ${extra} })`,
+    async load(distUrl) {
+      const lib = (await import(distUrl)) as typeof import("async-batcher");
+      return (work, s) => {
+        const { batcher: extraOptions, call } = options(lib);
+        const batcher = lib.createBatcher<number, number>(work, {
+          maxBatchSize: s.maxBatchSize,
+          maxQueueTime: s.maxQueueTime,
+          concurrency: Number.POSITIVE_INFINITY,
+          ...extraOptions,
+        });
+        return call === undefined
+          ? { process: (key) => batcher.process(key) }
+          : { process: (key) => batcher.process(key, call(key)) };
+      };
+    },
+  };
+}
+
+/** Variants of ours, measured only where a scenario asks for them (not in `ALL`). */
+export const VARIANTS: readonly Subject[] = [
+  oursWith(
+    "ours-signal",
+    "ours + signal + itemTimeout",
+    "Every item passes one shared, long-lived `AbortSignal`, and `itemTimeout` (30 s) gives every item a timeout.",
+    "itemTimeout: 30_000 }) with process(key, { signal })",
+    () => {
+      const signal = new AbortController().signal;
+      const call = { signal };
+      return { batcher: { itemTimeout: 30_000 }, call: () => call };
+    },
+  ),
+  oursWith(
+    "ours-keys",
+    "ours + batchKey (10 keys)",
+    "`batchKey: (key) => key % 10` spreads the items over 10 keys, each forming its own batches.",
+    "batchKey: (key) => key % 10",
+    () => ({ batcher: { batchKey: (key: number) => key % 10 } }),
+  ),
+  oursWith(
+    "ours-priority",
+    "ours + priority (3 levels)",
+    "Every item passes `priority: key % 3`: three priorities, interleaved.",
+    "}) with process(key, { priority: key % 3 })",
+    () => {
+      const calls = [{ priority: 0 }, { priority: 1 }, { priority: 2 }];
+      return { batcher: {}, call: (key) => calls[key % 3] as { priority: number } };
+    },
+  ),
+  oursWith(
+    "ours-weigh",
+    "ours + weigh",
+    "`weigh: () => 1` with `maxBatchWeight: 1e9`: every item weighed, the weight never the limit.",
+    "weigh: () => 1, maxBatchWeight: 1e9",
+    () => ({ batcher: { weigh: () => 1, maxBatchWeight: 1e9 } }),
+  ),
+];
+
 export const SUBJECTS: readonly Subject[] = [
   ours,
   dataLoader(false),
@@ -319,7 +401,7 @@ export const SUBJECTS: readonly Subject[] = [
 ];
 
 export function subject(id: SubjectId): Subject {
-  const found = SUBJECTS.find((s) => s.id === id);
+  const found = SUBJECTS.find((s) => s.id === id) ?? VARIANTS.find((s) => s.id === id);
   if (found === undefined) throw new Error(`unknown subject ${id}`);
   return found;
 }
@@ -333,5 +415,7 @@ export const BATCHERS: readonly SubjectId[] = SUBJECTS.filter((s) => s.kind !== 
 
 /** The reference every "× DataLoader" ratio is taken against. */
 export const DATALOADER: SubjectId = "dataloader";
+/** The reference every feature-cost ratio is taken against. */
+export const OURS: SubjectId = "async-batcher";
 /** The reference every "× floor" ratio is taken against. */
 export const FLOOR: SubjectId = "floor-promise";
