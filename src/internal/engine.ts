@@ -306,11 +306,7 @@ export class Engine<T, R> {
     this.#state = State.Running;
     const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
     const lane = this.#laneFor(key);
-    lane.q0.push(item, captured, this.#time.now(), this.#seq++, 0, undefined);
-    this.#queued++;
-    const size = ++lane.size;
-    if (size === 1) this.#laneFilled(lane);
-    if (size >= this.#maxBatchSize) this.#laneFull(lane);
+    this.#push(lane, lane.q0, item, captured, 0, undefined);
     return promise;
   }
 
@@ -411,7 +407,8 @@ export class Engine<T, R> {
     this.#state = State.Running;
     const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
     if (signal === undefined && timeout === Number.POSITIVE_INFINITY) {
-      this.#enqueue(item, captured, undefined, priority, key, weight);
+      const lane = this.#laneFor(key);
+      this.#push(lane, lane.queueFor(priority), item, captured, weight, undefined);
     } else {
       this.#enqueueWatched(item, captured, signal, timeout, priority, key, weight);
     }
@@ -463,19 +460,6 @@ export class Engine<T, R> {
     cohort.live++;
     cohort.end = queue.tailPos + 1;
     this.#push(lane, queue, item, resolve, weight, cohort);
-  }
-
-  /** Puts an admitted item without signal or timeout in its lane. */
-  #enqueue(
-    item: T,
-    entry: Entry,
-    cohort: Cohort | undefined,
-    priority: number,
-    key: string | number | undefined,
-    weight: number,
-  ): void {
-    const lane = this.#laneFor(key);
-    this.#push(lane, lane.queueFor(priority), item, entry, weight, cohort);
   }
 
   /** The lane of `key`, made on first use. */

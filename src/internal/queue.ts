@@ -158,11 +158,6 @@ export class ItemQueue<T> {
     return this.#runTime[this.#headRun()] as number;
   }
 
-  /** Weight of the oldest waiting item. Only call when `size > 0`. */
-  headWeight(): number {
-    return this.#weights === undefined ? 0 : (this.#weights[this.#head] as number);
-  }
-
   /** Position of the oldest waiting item. Only call when `size > 0`. */
   get headPos(): number {
     return this.#base + this.#head;
@@ -172,11 +167,6 @@ export class ItemQueue<T> {
   entryAt(pos: number): Entry | undefined {
     const index = pos - this.#base;
     return index >= this.#head ? this.#entries[index] : undefined;
-  }
-
-  /** The item at `pos`, which must still be waiting. */
-  itemAt(pos: number): T {
-    return this.#items[pos - this.#base] as T;
   }
 
   /** The weight of the item at `pos`, which must still be waiting. */
