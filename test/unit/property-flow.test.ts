@@ -26,6 +26,15 @@ import {
 } from "async-batcher";
 import fc from "fast-check";
 import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import {
+  BatchFailure,
+  count,
+  ItemFailure,
+  itemFails,
+  runTimeline,
+  type Step,
+  type StopMode,
+} from "../helpers/property.js";
 
 // Kept before any test fakes the timers: lets every promise job run without firing a fake timer.
 const realSetImmediate = globalThis.setImmediate;
@@ -81,8 +90,6 @@ interface ItemSpec {
   readonly passOptions: boolean;
 }
 
-type StopMode = "graceful" | "timeout" | "force";
-
 interface Scenario {
   readonly origin: number;
   readonly options: {
@@ -110,12 +117,6 @@ interface Scenario {
     | { readonly at: number; readonly mode: StopMode; readonly timeout: number }
     | undefined;
 }
-
-const count = (max: number) =>
-  fc.oneof(
-    { arbitrary: fc.integer({ min: 1, max }), weight: 4 },
-    { arbitrary: fc.constant(INF), weight: 1 },
-  );
 
 const queueTimeArb = fc.oneof(
   { arbitrary: fc.integer({ min: 0, max: 50 }), weight: 4 },
@@ -272,19 +273,6 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
 // ---------------------------------------------------------------------------------------------
 // What happens.
 
-class BatchFailure extends Error {
-  override name = "BatchFailure";
-}
-
-class ItemFailure extends Error {
-  override name = "ItemFailure";
-  readonly id: number;
-  constructor(id: number) {
-    super(`item ${id} failed`);
-    this.id = id;
-  }
-}
-
 /** What a `weigh` or `batchKey` throws. */
 class HookFailure extends Error {
   override name = "HookFailure";
@@ -294,9 +282,6 @@ class HookFailure extends Error {
 class AbortReason extends Error {
   override name = "AbortReason";
 }
-
-/** Items of `itemErrors` batches fail on their own: the ones this picks. */
-const itemFails = (id: number) => id % 3 === 1;
 
 /** Keys `batchKey` returns: strings and numbers. */
 const KEYS: readonly (string | number)[] = ["a", 1, "b"];
@@ -844,7 +829,6 @@ async function runScenario(s: Scenario): Promise<void> {
   };
 
   // The timeline. At one ms: timers first, then arrivals, aborts, flush, setOptions, stop.
-  type Step = { at: number; order: number; run: () => void | Promise<void> };
   const steps: Step[] = items.map((item) => ({
     at: item.arrival,
     order: 0,
@@ -868,17 +852,7 @@ async function runScenario(s: Scenario): Promise<void> {
       run: () => stop(plannedStop.mode, plannedStop.timeout),
     });
   }
-  steps.sort((a, b) => a.at - b.at || a.order - b.order);
-
-  let clock = 0;
-  for (const step of steps) {
-    if (step.at > clock) {
-      await vi.advanceTimersByTimeAsync(step.at - clock);
-      clock = step.at;
-      sample(`at ${clock} ms`);
-    }
-    await step.run();
-  }
+  await runTimeline(steps, sample, true);
 
   // Long enough for everything: 28 items, one per batch, 100 ms each, under a rate limit.
   await vi.advanceTimersByTimeAsync(10_000);

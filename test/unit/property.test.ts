@@ -7,6 +7,15 @@ import {
 } from "async-batcher";
 import fc from "fast-check";
 import { afterEach, describe, expect, it, vi } from "vitest";
+import {
+  BatchFailure,
+  count,
+  ItemFailure,
+  itemFails,
+  runTimeline,
+  type Step,
+  type StopMode,
+} from "../helpers/property.js";
 
 // Invariants over random scenarios, driven by fake timers. Always the Async timer variants: the
 // engine reads the clock once per tick and forgets it in a microtask, and batches settle through
@@ -23,8 +32,6 @@ interface Behaviour {
   readonly honoursAbort: boolean;
   readonly outcome: Outcome;
 }
-
-type StopMode = "graceful" | "timeout" | "force";
 
 interface Scenario {
   /** Whole ms the fake clock is moved first (fractional clocks: see the last property). */
@@ -44,12 +51,6 @@ interface Scenario {
     | { readonly at: number; readonly mode: StopMode; readonly timeout: number }
     | undefined;
 }
-
-const count = (max: number) =>
-  fc.oneof(
-    { arbitrary: fc.integer({ min: 1, max }), weight: 4 },
-    { arbitrary: fc.constant(Number.POSITIVE_INFINITY), weight: 1 },
-  );
 
 const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
   origin: fc.oneof(fc.constant(0), fc.integer({ min: 1, max: 1e6 })),
@@ -105,22 +106,6 @@ const scenarioArb: fc.Arbitrary<Scenario> = fc.record({
     { nil: undefined },
   ),
 });
-
-class BatchFailure extends Error {
-  override name = "BatchFailure";
-}
-
-class ItemFailure extends Error {
-  override name = "ItemFailure";
-  readonly id: number;
-  constructor(id: number) {
-    super(`item ${id} failed`);
-    this.id = id;
-  }
-}
-
-/** Items of some batches fail on their own: the ones this picks. */
-const itemFails = (id: number) => id % 3 === 1;
 
 type Settlement = { ok: true; value: unknown } | { ok: false; reason: unknown };
 
@@ -345,7 +330,6 @@ async function runScenario(s: Scenario): Promise<void> {
   };
 
   // The timeline: arrivals first at a given ms, then a flush, then the stop.
-  type Step = { at: number; order: number; run: () => void };
   const steps: Step[] = s.arrivals.map((at, id) => ({ at, order: 0, run: () => submit(id, at) }));
   if (s.flushAt !== undefined) steps.push({ at: s.flushAt, order: 1, run: flush });
   const plannedStop = s.stop;
@@ -356,17 +340,7 @@ async function runScenario(s: Scenario): Promise<void> {
       run: () => stop(plannedStop.mode, plannedStop.timeout),
     });
   }
-  steps.sort((a, b) => a.at - b.at || a.order - b.order);
-
-  let clock = 0;
-  for (const step of steps) {
-    if (step.at > clock) {
-      await vi.advanceTimersByTimeAsync(step.at - clock);
-      clock = step.at;
-      checkState(`at ${clock} ms`);
-    }
-    step.run();
-  }
+  await runTimeline(steps, checkState, false);
 
   // Long enough for every batch: 30 items, one per batch, 100 ms each, one at a time.
   await vi.advanceTimersByTimeAsync(10_000);
