@@ -62,3 +62,51 @@ export async function runTimeline(
     else step.run();
   }
 }
+
+/** How a generated batch function behaves (its outcome is the caller's business). */
+export interface Timing {
+  /** Returns (or throws) during the call, without a timer. */
+  readonly sync: boolean;
+  /** ms before an asynchronous batch settles. */
+  readonly duration: number;
+  /** An asynchronous batch rejects with `signal.reason` as soon as its signal aborts. */
+  readonly honoursAbort: boolean;
+}
+
+/**
+ * Runs a generated batch: `produce()` gives (or throws) its outcome, at once when `timing.sync`,
+ * else after `timing.duration` ms, or as soon as `signal` aborts when it honours that. `end()` is
+ * called when the batch function is over, before it settles.
+ */
+export function perform(
+  timing: Timing,
+  signal: () => AbortSignal,
+  produce: () => number[],
+  end: (sync: boolean) => void,
+): number[] | Promise<number[]> {
+  if (timing.sync) {
+    try {
+      return produce();
+    } finally {
+      end(true);
+    }
+  }
+  return new Promise<number[]>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      end(false);
+      if (timing.honoursAbort) signal().removeEventListener("abort", onAbort);
+      try {
+        resolve(produce());
+      } catch (thrown) {
+        reject(thrown);
+      }
+    }, timing.duration);
+    const onAbort = () => {
+      clearTimeout(timer);
+      end(false);
+      reject(signal().reason);
+    };
+    // Only some read the signal: the batcher creates it lazily.
+    if (timing.honoursAbort) signal().addEventListener("abort", onAbort, { once: true });
+  });
+}

@@ -31,9 +31,11 @@ import {
   count,
   ItemFailure,
   itemFails,
+  perform,
   runTimeline,
   type Step,
   type StopMode,
+  type Timing,
 } from "../helpers/property.js";
 
 // Kept before any test fakes the timers: lets every promise job run without firing a fake timer.
@@ -48,13 +50,7 @@ const INF = Number.POSITIVE_INFINITY;
 
 type Outcome = "ok" | "undefined" | "itemErrors" | "throw" | "reject";
 
-interface Behaviour {
-  /** Returns (or throws) during the call, without a timer. */
-  readonly sync: boolean;
-  /** ms before an asynchronous batch settles. */
-  readonly duration: number;
-  /** An asynchronous batch rejects with `signal.reason` as soon as its signal aborts. */
-  readonly honoursAbort: boolean;
+interface Behaviour extends Timing {
   readonly outcome: Outcome;
 }
 
@@ -553,38 +549,15 @@ async function runScenario(s: Scenario): Promise<void> {
         () => `queueSize ${batcher.queueSize} > ${queueCap} when batch ${context.batchId} began`,
       );
 
-      if (behaviour.sync) {
-        try {
-          return produce(batch, behaviour.outcome, call.error) as number[];
-        } finally {
+      return perform(
+        behaviour,
+        () => context.signal,
+        () => produce(batch, behaviour.outcome, call.error) as number[],
+        (sync) => {
           myRunning--;
-          call.end = call.start;
-        }
-      }
-      return new Promise<number[]>((resolve, reject) => {
-        const done = () => {
-          myRunning--;
-          call.end = now();
-        };
-        const timer = setTimeout(() => {
-          done();
-          if (behaviour.honoursAbort) context.signal.removeEventListener("abort", onAbort);
-          try {
-            resolve(produce(batch, behaviour.outcome, call.error) as number[]);
-          } catch (thrown) {
-            reject(thrown);
-          }
-        }, behaviour.duration);
-        const onAbort = () => {
-          clearTimeout(timer);
-          done();
-          reject(context.signal.reason);
-        };
-        // Only some read the signal: the batcher creates it lazily.
-        if (behaviour.honoursAbort) {
-          context.signal.addEventListener("abort", onAbort, { once: true });
-        }
-      });
+          call.end = sync ? call.start : now();
+        },
+      );
     },
     {
       maxBatchSize: o.maxBatchSize,

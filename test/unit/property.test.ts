@@ -12,9 +12,11 @@ import {
   count,
   ItemFailure,
   itemFails,
+  perform,
   runTimeline,
   type Step,
   type StopMode,
+  type Timing,
 } from "../helpers/property.js";
 
 // Invariants over random scenarios, driven by fake timers. Always the Async timer variants: the
@@ -23,13 +25,7 @@ import {
 
 type Outcome = "ok" | "undefined" | "itemErrors" | "throw" | "reject" | "wrongLength" | "notArray";
 
-interface Behaviour {
-  /** Returns (or throws) during the call, without a timer. */
-  readonly sync: boolean;
-  /** ms before an asynchronous batch settles. */
-  readonly duration: number;
-  /** An asynchronous batch rejects with `signal.reason` as soon as its signal aborts. */
-  readonly honoursAbort: boolean;
+interface Behaviour extends Timing {
   readonly outcome: Outcome;
 }
 
@@ -212,37 +208,15 @@ async function runScenario(s: Scenario): Promise<void> {
       maxRunning = Math.max(maxRunning, running);
       check(running <= concurrency, () => `${running} batches running, concurrency ${concurrency}`);
 
-      if (behaviour.sync) {
-        try {
-          return produce(batch, behaviour.outcome, error) as number[];
-        } finally {
+      return perform(
+        behaviour,
+        () => context.signal,
+        () => produce(batch, behaviour.outcome, error) as number[],
+        (sync) => {
           running--;
-          call.end = call.start;
-        }
-      }
-      return new Promise<number[]>((resolve, reject) => {
-        const done = () => {
-          running--;
-          call.end = now();
-        };
-        const timer = setTimeout(() => {
-          done();
-          if (behaviour.honoursAbort) context.signal.removeEventListener("abort", onAbort);
-          try {
-            resolve(produce(batch, behaviour.outcome, error) as number[]);
-          } catch (thrown) {
-            reject(thrown);
-          }
-        }, behaviour.duration);
-        const onAbort = () => {
-          clearTimeout(timer);
-          done();
-          reject(context.signal.reason);
-        };
-        // Only some read the signal: the batcher creates it lazily.
-        if (behaviour.honoursAbort)
-          context.signal.addEventListener("abort", onAbort, { once: true });
-      });
+          call.end = sync ? call.start : now();
+        },
+      );
     },
     { maxBatchSize, maxQueueTime, concurrency, maxQueueSize },
   );
