@@ -3,6 +3,9 @@ import type { BatchContext } from "../types.js";
 import type { CohortRun } from "./cohort.js";
 import type { Entry } from "./queue.js";
 
+/** Stands in a batch for a caller that already left: what it gets is dropped. */
+export const CANCELLED: Entry = () => {};
+
 /** A pending `flush()`: done when no item older than `until` waits and its batches have settled. */
 export interface FlushWaiter {
   /** Items with a sequence number below this were queued when `flush()` was called. */
@@ -17,7 +20,7 @@ export class Batch<T> {
   readonly id: number;
   readonly reason: CutReason;
   /** Handed to the batch function; not read again by the batcher. */
-  readonly items: T[];
+  items: T[];
   /**
    * The callers, by position; a caller that left while the batch ran is replaced by `CANCELLED`.
    * Emptied once they are settled, so nothing keeps them alive.
@@ -25,7 +28,8 @@ export class Batch<T> {
   entries: Entry[];
   /** Which positions came from which cohort (items with a signal or a timeout), if any. */
   cohorts: CohortRun[] | undefined;
-  readonly size: number;
+  /** Items in flight in this batch; fewer once `compact()` dropped the callers who left. */
+  size: number;
   /** With `batchKey`: the key all its items share. */
   readonly key: string | number | undefined;
   /** With `weigh`: the total weight of its items. */
@@ -63,6 +67,44 @@ export class Batch<T> {
     this.key = key;
     this.weight = weight;
     this.context = new Context(this);
+  }
+
+  /**
+   * Drops the items whose callers left (`CANCELLED`) before the batch function was called, so it
+   * never sees them; returns how many went. Cohort runs are renumbered to match.
+   */
+  compact(): number {
+    const { items, entries } = this;
+    const size = entries.length;
+    // keptBefore[i]: entries kept among the first i.
+    const keptBefore = new Array<number>(size + 1);
+    keptBefore[0] = 0;
+    const keptItems: T[] = [];
+    const keptEntries: Entry[] = [];
+    for (let i = 0; i < size; i++) {
+      const entry = entries[i] as Entry;
+      if (entry !== CANCELLED) {
+        keptItems.push(items[i] as T);
+        keptEntries.push(entry);
+      }
+      keptBefore[i + 1] = keptEntries.length;
+    }
+    const runs = this.cohorts;
+    if (runs !== undefined) {
+      const kept: CohortRun[] = [];
+      for (const run of runs) {
+        const start = keptBefore[run.start] as number;
+        const count = (keptBefore[run.start + run.count] as number) - start;
+        if (count > 0) kept.push({ cohort: run.cohort, start, count, cancelled: 0 });
+      }
+      this.cohorts = kept.length === 0 ? undefined : kept;
+    }
+    const dropped = size - keptEntries.length;
+    this.items = keptItems;
+    this.entries = keptEntries;
+    this.size = keptEntries.length;
+    this.cancelled = 0;
+    return dropped;
   }
 
   /** Created on first use: most batch functions never look at their signal. */

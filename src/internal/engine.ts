@@ -15,7 +15,7 @@ import {
   type ResolvedTunable,
 } from "../options.js";
 import type { BatchFunction, BatchResult, Executor, ProcessOptions } from "../types.js";
-import { Batch, type FlushWaiter, RunningList } from "./batch.js";
+import { Batch, CANCELLED, type FlushWaiter, RunningList } from "./batch.js";
 import { afterTick } from "./clock.js";
 import {
   Cohort,
@@ -56,9 +56,6 @@ function capture(resolve: Settle): void {
 export function rejectCaller(settle: Settle, error: unknown): void {
   settle(Promise.reject(error));
 }
-
-/** Stands in a running batch for a caller that already left: its result is dropped. */
-const CANCELLED: Settle = () => {};
 
 function rejectAll(entries: readonly Entry[], error: unknown): void {
   for (let i = 0; i < entries.length; i++) {
@@ -840,10 +837,14 @@ export class Engine<T, R> {
   #start(batch: Batch<T>): void {
     if (batch.done) return; // force-stopped before it started
     if (this.#logger !== undefined) batch.startedAt = this.#time.clock.now();
-    if (batch.cancelled === batch.size) {
-      // Every caller left between the cut and now: nobody wants it run.
-      this.#finish(batch, 0, false, undefined);
-      return;
+    if (batch.cancelled > 0) {
+      // Callers left between the cut and now: the batch function never sees their items, and a
+      // batch nobody waits for is not run at all.
+      if (batch.cancelled === batch.size) {
+        this.#finish(batch, 0, false, undefined);
+        return;
+      }
+      this.#inFlight -= batch.compact();
     }
     let result: unknown;
     try {

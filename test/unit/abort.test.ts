@@ -412,6 +412,33 @@ describe("aborted between the cut and the start of its batch", () => {
     await expect(Promise.all([batcher.process(3), batcher.process(4)])).resolves.toEqual([3, 4]);
     expect(calls).toEqual([[3, 4]]);
   });
+  it("takes out of the batch the items whose callers left, and runs it with the rest", async () => {
+    const calls: number[][] = [];
+    const batcher = createBatcher(
+      (items: number[]) => {
+        calls.push([...items]);
+        return items.map((x) => x * 10);
+      },
+      { maxBatchSize: 4 },
+    );
+    const controller = new AbortController();
+    const timeouts = new AbortController();
+    const p1 = track(batcher.process(1));
+    const p2 = track(batcher.process(2, { signal: controller.signal }));
+    const p3 = batcher.process(3, { signal: timeouts.signal });
+    const p4 = track(batcher.process(4, { signal: controller.signal })); // cut: [1, 2, 3, 4]
+    expect(batcher.inFlight).toBe(4);
+    controller.abort("gone");
+    expect(batcher.inFlight).toBe(4); // still cut, not started
+    await runJobs();
+    expect(calls).toEqual([[1, 3]]);
+    expect(batcher.inFlight).toBe(0);
+    expect(await p3).toBe(30);
+    expect(p1.settled).toBe(true);
+    expect([p2.error, p4.error]).toEqual(["gone", "gone"]);
+    // The cohort of item 3 was released with its batch: its signal has no listener left.
+    expect(getEventListeners(timeouts.signal, "abort")).toHaveLength(0);
+  });
 });
 
 describe("one signal shared by many items", () => {

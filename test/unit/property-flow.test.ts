@@ -536,8 +536,16 @@ async function runScenario(s: Scenario): Promise<void> {
       check(cuts.has(context.batchId), () => `batch ${context.batchId} called but never cut`);
       for (const id of batch) {
         const item = itemOf(id);
-        if (item === undefined) violations.push(`batch ${context.batchId} got unknown item ${id}`);
-        else item.handedIn.push(context.batchId);
+        if (item === undefined) {
+          violations.push(`batch ${context.batchId} got unknown item ${id}`);
+          continue;
+        }
+        item.handedIn.push(context.batchId);
+        // Callers that left before the batch function was called are taken out of its batch.
+        check(
+          item.settlements.length === 0,
+          () => `batch ${context.batchId} got item ${id}, which had settled already`,
+        );
       }
       myRunning++;
       check(
