@@ -23,12 +23,13 @@ export interface Taken<T> {
  * One FIFO of waiting items (one priority of one key), as parallel arrays with a moving head: no
  * object per item.
  *
- * Positions: `base + index` is an item's position, fixed for its life in the queue (a ticket
- * keeps it, to leave the queue on abort). Sequence numbers are the batcher's global arrival
+ * Positions: `base + index` is an item's position, fixed for its life in the queue (a cohort
+ * keeps its range, to take its items out on abort). Sequence numbers are the batcher's global arrival
  * order, across all queues. Arrival times and sequence numbers are kept as runs (`runPos[i]` is
  * the position of the first item of a run, `runSeq[i]` its sequence number and `runTime[i]` its
  * arrival time): consecutive items with consecutive sequence numbers and one clock reading (one
- * tick) share a run, so a burst of any size costs one entry.
+ * tick) share a run, so a burst of any size costs one entry. Queues whose items interleave with
+ * other keys' keep a sequence number per item instead (a run per item would cost more).
  *
  * Runs also break where the cohort changes (`runCohort[i]`: the items' `Cohort`, for those with
  * a signal or a timeout), so a run's items share one.
