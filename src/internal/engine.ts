@@ -115,8 +115,9 @@ function badKey(key: unknown): InvalidInputError {
  * The batcher's engine: admission, queues, scheduler and dispatcher in one small state machine.
  *
  * - Waiting items live in lanes, one per key (a single lane without `batchKey`); a lane holds one
- *   FIFO per priority. The non-empty lanes sit in a heap by their oldest item, and the lanes that
- *   hold a full batch (by count or weight) in `#full`.
+ *   FIFO per priority. The non-empty lanes sit in a heap by their oldest item, and, with keys,
+ *   the lanes that hold a full batch (by count or weight) in `#full` (the only lane of a batcher
+ *   without keys is the oldest anyway).
  * - A batch is *cut* (taken off a lane and counted in flight) when its lane is due and a
  *   concurrency slot (and the rate limit) allows; it is *started* (the batch function is called)
  *   at once, or on the next microtask when the cut happened inside a public method, so
@@ -508,21 +509,25 @@ export class Engine<T, R> {
 
   /** A lane holds a full batch: cut it now if a slot is free. */
   #laneFull(lane: Lane<T>): void {
-    this.#full.add(lane);
+    if (this.#keys !== undefined) this.#full.add(lane); // one lane: it is the oldest anyway
     if (this.#running.size < this.#concurrency) this.#pump(true);
   }
 
-  /** After items left a lane: its place in the heap, in `#full`, and in `#keys`. */
+  /** After items left a lane: its place in the heap, and with keys in `#full` and `#keys`. */
   #laneChanged(lane: Lane<T>): void {
+    const keys = this.#keys;
     if (lane.size === 0) {
       this.#lanes.remove(lane);
-      this.#full.delete(lane);
       lane.oldestSeq = Number.POSITIVE_INFINITY;
-      if (this.#keys !== undefined) this.#keys.delete(lane.key as string | number);
+      if (keys !== undefined) {
+        this.#full.delete(lane);
+        keys.delete(lane.key as string | number);
+      }
       return;
     }
     lane.refresh();
     this.#lanes.update(lane);
+    if (keys === undefined) return;
     if (this.#isFull(lane)) this.#full.add(lane);
     else this.#full.delete(lane);
   }
@@ -992,10 +997,12 @@ export class Engine<T, R> {
       this.#maxBatchWeight = options.maxBatchWeight;
       if (lowered) this.#rejectTooHeavy();
     }
-    // The limits decide which lanes hold a full batch.
-    for (const lane of this.#lanes.values()) {
-      if (this.#isFull(lane)) this.#full.add(lane);
-      else this.#full.delete(lane);
+    // The limits decide which keys hold a full batch.
+    if (this.#keys !== undefined) {
+      for (const lane of this.#lanes.values()) {
+        if (this.#isFull(lane)) this.#full.add(lane);
+        else this.#full.delete(lane);
+      }
     }
     this.#admit();
     this.#pump(true);

@@ -1,5 +1,8 @@
 import type { HeapNode } from "./heap.js";
-import { ItemQueue, type Taken } from "./queue.js";
+import { type Entry, ItemQueue, type Taken } from "./queue.js";
+
+const NO_ITEMS: readonly unknown[] = Object.freeze([]);
+const NO_ENTRIES: Entry[] = Object.freeze([]) as unknown as Entry[];
 
 /**
  * The waiting items of one key (the only key, without `batchKey`): one FIFO per priority, highest
@@ -90,9 +93,10 @@ export class Lane<T> implements HeapNode {
    * first item that would push the batch over `maxWeight`. `minSeq` is the oldest item taken.
    */
   take(maxCount: number, maxWeight: number): Taken<T> & { minSeq: number } {
+    // Empty placeholders: the first queue taken from hands over its own arrays.
     const taken: Taken<T> & { minSeq: number } = {
-      items: [],
-      entries: [],
+      items: NO_ITEMS as T[],
+      entries: NO_ENTRIES,
       weight: 0,
       cohorts: undefined,
       minSeq: 0,

@@ -57,6 +57,13 @@ export class ItemQueue<T> {
   #runSeq: number[] = [];
   #runTime: number[] = [];
   #runCohort: (Cohort | undefined)[] = [];
+  /**
+   * Runs in use: the run arrays are kept across resets and overwritten (a reset per batch would
+   * otherwise allocate four arrays per batch), so their `length` may be larger.
+   */
+  #runs = 0;
+  /** Whether `#runCohort` holds a cohort below `#runs`: a reset must then let go of it. */
+  #cohortRuns = false;
   #runHead = 0;
   #lastSeq = Number.NaN;
   /**
@@ -88,7 +95,7 @@ export class ItemQueue<T> {
     weight: number,
     cohort: Cohort | undefined,
   ): void {
-    const runs = this.#runTime.length;
+    const runs = this.#runs;
     const seqs = this.#seqs;
     if (
       runs === this.#runHead ||
@@ -96,10 +103,12 @@ export class ItemQueue<T> {
       (seqs === undefined && seq !== this.#lastSeq + 1) ||
       this.#runCohort[runs - 1] !== cohort
     ) {
-      this.#runPos.push(this.tailPos);
-      this.#runSeq.push(seq);
-      this.#runTime.push(arrival);
-      this.#runCohort.push(cohort);
+      this.#runPos[runs] = this.tailPos;
+      this.#runSeq[runs] = seq;
+      this.#runTime[runs] = arrival;
+      this.#runCohort[runs] = cohort;
+      if (cohort !== undefined) this.#cohortRuns = true;
+      this.#runs = runs + 1;
     }
     this.#lastSeq = seq;
     if (seqs !== undefined) seqs.push(seq);
@@ -116,7 +125,7 @@ export class ItemQueue<T> {
    * still open to it: same tick, next in sequence.
    */
   openCohort(arrival: number, seq: number): Cohort | undefined {
-    const runs = this.#runTime.length;
+    const runs = this.#runs;
     if (runs === this.#runHead || this.#runTime[runs - 1] !== arrival) return undefined;
     if (this.#seqs === undefined && seq !== this.#lastSeq + 1) return undefined;
     return this.#runCohort[runs - 1];
@@ -126,7 +135,7 @@ export class ItemQueue<T> {
   cohortAt(pos: number): Cohort | undefined {
     const runPos = this.#runPos;
     let lo = this.#runHead;
-    let hi = runPos.length - 1;
+    let hi = this.#runs - 1;
     while (lo < hi) {
       const mid = (lo + hi + 1) >> 1;
       if ((runPos[mid] as number) <= pos) lo = mid;
@@ -139,8 +148,9 @@ export class ItemQueue<T> {
   #headRun(): number {
     const pos = this.#base + this.#head;
     const runPos = this.#runPos;
+    const runs = this.#runs;
     let run = this.#runHead;
-    while (run + 1 < runPos.length && (runPos[run + 1] as number) <= pos) run++;
+    while (run + 1 < runs && (runPos[run + 1] as number) <= pos) run++;
     this.#runHead = run;
     return run;
   }
@@ -212,11 +222,16 @@ export class ItemQueue<T> {
       this.#advance(end);
       return;
     }
+    if (taken.items.length === 0) {
+      taken.items = []; // not the caller's empty placeholders: they are shared
+      taken.entries = [];
+    }
     const items = this.#items;
     const entries = this.#entries;
     const weights = this.#weights;
     const out = taken.items;
     const runPos = this.#runPos;
+    const runs = this.#runs;
     let run = this.#headRun();
     let i = head;
     while (i < length && out.length < maxCount) {
@@ -233,7 +248,7 @@ export class ItemQueue<T> {
         this.weight -= weight;
       }
       const pos = this.#base + i;
-      while (run + 1 < runPos.length && (runPos[run + 1] as number) <= pos) run++;
+      while (run + 1 < runs && (runPos[run + 1] as number) <= pos) run++;
       const cohort = this.#runCohort[run];
       if (cohort !== undefined) addToRun(taken, cohort, out.length, 1);
       out.push(items[i] as T);
@@ -247,18 +262,19 @@ export class ItemQueue<T> {
 
   /** Records the cohorts of the items at indexes `from` to `to` (no holes), about to be taken. */
   #collectCohorts(from: number, to: number, taken: Taken<T>): void {
+    if (!this.#cohortRuns) return;
     const runPos = this.#runPos;
     const runCohort = this.#runCohort;
+    const runs = this.#runs;
     const base = this.#base;
     let run = this.#headRun();
     const offset = taken.items.length - from;
-    for (; run < runPos.length; run++) {
+    for (; run < runs; run++) {
       const start = Math.max((runPos[run] as number) - base, from);
       if (start >= to) break;
       const cohort = runCohort[run];
       if (cohort === undefined) continue;
-      const next = runPos[run + 1];
-      const end = next === undefined ? to : Math.min(next - base, to);
+      const end = run + 1 < runs ? Math.min((runPos[run + 1] as number) - base, to) : to;
       addToRun(taken, cohort, start + offset, end - start);
     }
   }
@@ -288,9 +304,9 @@ export class ItemQueue<T> {
       this.#holes--;
     }
     if (index === length) {
-      this.#items.length = 0;
-      this.#entries.length = 0;
-      if (this.#weights !== undefined) this.#weights.length = 0;
+      this.#items = [];
+      this.#entries = [];
+      if (this.#weights !== undefined) this.#weights = [];
       this.weight = 0; // no float drift carried over
       this.#reset(length);
       return;
@@ -308,20 +324,22 @@ export class ItemQueue<T> {
       this.#runSeq.splice(0, run);
       this.#runTime.splice(0, run);
       this.#runCohort.splice(0, run);
+      this.#runs -= run;
       this.#runHead = 0;
     }
   }
 
   /** The queue is empty: `length` slots were used since the arrays were last reset. */
   #reset(length: number): void {
-    if (this.#seqs !== undefined) this.#seqs.length = 0;
+    if (this.#seqs !== undefined) this.#seqs = [];
     this.#base += length;
     this.#head = 0;
     this.#holes = 0;
-    this.#runPos.length = 0;
-    this.#runSeq.length = 0;
-    this.#runTime.length = 0;
-    this.#runCohort.length = 0;
+    if (this.#cohortRuns) {
+      this.#runCohort.fill(undefined, 0, this.#runs); // let the cohorts go
+      this.#cohortRuns = false;
+    }
+    this.#runs = 0;
     this.#runHead = 0;
   }
 }
