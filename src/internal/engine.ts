@@ -53,7 +53,7 @@ function capture(resolve: Settle): void {
  * caller with that reason. The queue keeps one function per item instead of two, which is most of
  * its memory per waiting item; the cost is two extra microtask hops on the error path only.
  */
-export function rejectCaller(settle: Settle, error: unknown): void {
+function rejectCaller(settle: Settle, error: unknown): void {
   settle(Promise.reject(error));
 }
 
