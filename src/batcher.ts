@@ -1,3 +1,4 @@
+import type { BatcherEventName, BatcherEvents, BatcherStats } from "./events.js";
 import { Engine } from "./internal/engine.js";
 import {
   type BatcherOptions,
@@ -7,6 +8,14 @@ import {
   type TunableOptions,
 } from "./options.js";
 import type { BatchContext, BatchResult, ProcessOptions, StopOptions } from "./types.js";
+
+/**
+ * Installs the capture of each caller's context (for tracing): `batcher[captureContext](fn)`
+ * calls `fn()` in every `process()`, and gives what it returned for a batch's callers to
+ * `batchStart` as `contexts`; `batcher[captureContext](undefined)` removes it. A registered
+ * symbol, so every copy of the library agrees on it. `async-batcher/otel` uses it.
+ */
+export const captureContext: unique symbol = Symbol.for("async-batcher.captureContext");
 
 // Symbol.asyncDispose is standard from Node 20 on; older hosts get the registered fallback.
 const asyncDispose: typeof Symbol.asyncDispose =
@@ -133,14 +142,43 @@ export abstract class AsyncBatcher<T, R> implements AsyncDisposable {
     return this.#engine.waiting;
   }
 
-  /** Items in batches that are being processed. */
+  /** Items in batches that are being processed, or waiting for a retry. */
   get inFlight(): number {
     return this.#engine.inFlight;
   }
 
-  /** The batcher's name, as used in log lines. */
+  /** The batcher's name, as used in log lines, events, `stats()` and metrics. */
   get name(): string {
     return this.#engine.name;
+  }
+
+  /**
+   * Subscribes to one event: `batchStart`, `batchEnd`, `retry`, `split`, `drop` or `idle` (see
+   * `BatcherEvents`). Returns the function that unsubscribes. Listeners run synchronously, in
+   * the order they subscribed; one that throws never breaks the batcher (what it threw goes to
+   * the `logger` as a `listenerError` event). With no listener, events cost nothing.
+   */
+  on<K extends BatcherEventName>(
+    event: K,
+    listener: (event: BatcherEvents[K]) => void,
+  ): () => void {
+    return this.#engine.on(event, listener);
+  }
+
+  /**
+   * A snapshot of what the batcher did and holds: counters since it was made, gauges now, and
+   * percentiles of batch size, queue wait and batch duration (kept in fixed memory).
+   */
+  stats(): BatcherStats {
+    return this.#engine.stats();
+  }
+
+  /** See `captureContext`. */
+  [captureContext](capture: (() => unknown) | undefined): void {
+    if (capture !== undefined && typeof capture !== "function") {
+      throw new TypeError(`capture must be a function or undefined, got ${typeof capture}`);
+    }
+    this.#engine.captureContext(capture);
   }
 
   /** A graceful `stop()`, so that `await using batcher = ...` stops it at the end of the block. */

@@ -11,7 +11,8 @@ export type BatcherErrorCode =
   | "ERR_WORKER_CRASHED"
   | "ERR_INVALID_INPUT"
   | "ERR_ITEM_TIMEOUT"
-  | "ERR_ITEM_TOO_LARGE";
+  | "ERR_ITEM_TOO_LARGE"
+  | "ERR_MISSING_RESULT";
 
 /** Base class of every error created by the library. Match on `code`, not on the message. */
 export class BatcherError extends Error {
@@ -109,6 +110,29 @@ export class BatchResultError extends BatcherError {
     this.expected = expected;
     this.received = received;
   }
+}
+
+/**
+ * With `keyOf`, the batch function returned a `Map` without an entry for this item's key (and
+ * `onMissingResult` is `"reject"`): the database found no row for it, say.
+ */
+export class MissingResultError extends BatcherError {
+  override name = "MissingResultError" as const;
+  declare readonly code: "ERR_MISSING_RESULT";
+  /** The item's key, as `keyOf` gave it. */
+  readonly key: unknown;
+
+  constructor(key: unknown) {
+    super("ERR_MISSING_RESULT", `batch function returned no result for key ${showKey(key)}`);
+    this.key = key;
+  }
+}
+
+function showKey(key: unknown): string {
+  if (typeof key === "string") return JSON.stringify(key);
+  if (typeof key === "bigint") return `${key}n`;
+  if (typeof key === "object" && key !== null) return "(an object)";
+  return String(key);
 }
 
 /**

@@ -1,4 +1,4 @@
-export { AsyncBatcher } from "./batcher.js";
+export { AsyncBatcher, captureContext } from "./batcher.js";
 export { createBatcher } from "./create-batcher.js";
 export {
   BatcherError,
@@ -9,9 +9,25 @@ export {
   type InvalidInputReason,
   ItemTimeoutError,
   ItemTooLargeError,
+  MissingResultError,
   QueueFullError,
   WorkerCrashedError,
 } from "./errors.js";
+export type {
+  BatchEndEvent,
+  BatcherEventName,
+  BatcherEvents,
+  BatcherStats,
+  BatchStartEvent,
+  BatchStartReason,
+  DropEvent,
+  DropReason,
+  HistogramSnapshot,
+  IdleEvent,
+  RejectReason,
+  RetryEvent,
+  SplitEvent,
+} from "./events.js";
 export {
   type BatcherLogEvent,
   type BatcherLogger,
@@ -19,8 +35,10 @@ export {
   type Clock,
   type CutReason,
   DEFAULTS,
+  type MissingResultPolicy,
   type QueueFullPolicy,
   type RateLimit,
+  type RetryOptions,
   type TunableOptions,
 } from "./options.js";
 export type {

@@ -15,7 +15,50 @@ export type CutReason =
   /** It reached `maxBatchWeight`: the next item would not fit. */
   | "weight"
   /** A graceful `stop()` is draining the queue. */
-  | "stop";
+  | "stop"
+  /** Items retried alone (their result was an `Error`) rejoined the queue after their backoff. */
+  | "retry";
+
+/** What a caller gets when the batch's `Map` has no entry for its item's key. */
+export type MissingResultPolicy =
+  /** Reject with `MissingResultError`, which names the key. */
+  | "reject"
+  /** Resolve with `undefined` (a lookup that found nothing). */
+  | "undefined";
+
+/**
+ * Retrying failed items: a batch that throws is tried again (its items still wanted, together),
+ * and an `Error` returned for one item is tried again for that item alone.
+ */
+export interface RetryOptions {
+  /** Most tries of one item in all, the first included: a positive integer (1 retries nothing). */
+  attempts: number;
+  /**
+   * Backoff in ms before the try after failed try number `attempt` (1 after the first failure).
+   * A number is the first backoff, doubled after each failure (exponential backoff); a function
+   * gives it outright.
+   * @default 100
+   */
+  delay?: number | ((attempt: number, error: unknown) => number);
+  /**
+   * Most backoff in ms, whatever `delay` says.
+   * @default Infinity
+   */
+  maxDelay?: number;
+  /**
+   * "Full jitter": each backoff is drawn uniformly from 0 to the computed one, so callers that
+   * failed together do not retry together.
+   * @default false
+   */
+  jitter?: boolean;
+  /**
+   * Whether an error is worth another try (a dropped connection is, a constraint violation is
+   * not). Not retried: the items reject with it, or split with `splitOnError`. A `retryIf` that
+   * throws counts as `false`.
+   * @default every error is retried
+   */
+  retryIf?: (error: unknown) => boolean;
+}
 
 /** One step of the batcher's flow, as given to a `logger` and printed by `NODE_DEBUG=async-batcher`. */
 export type BatcherLogEvent =
@@ -46,6 +89,25 @@ export type BatcherLogEvent =
       rejected: number;
       /** The batch's error when `outcome` is `error`. */
       error?: unknown;
+    }
+  | {
+      type: "retry";
+      batcher: string;
+      /** The batch that failed. */
+      batchId: number;
+      /** `batch`: the batch threw; `item`: it returned an `Error` for these items. */
+      scope: "batch" | "item";
+      size: number;
+      /** Attempt number of the coming try. */
+      attempt: number;
+      delayMs: number;
+    }
+  | {
+      /** An event listener threw; the batcher went on. */
+      type: "listenerError";
+      batcher: string;
+      event: string;
+      error: unknown;
     }
   | {
       type: "stop";
@@ -167,7 +229,40 @@ export interface BatcherOptions<T = unknown, R = never> {
    */
   rateLimit?: RateLimit;
   /**
-   * Names the batcher in log lines and events.
+   * The key of an item's result. With it, the batch function may return a `Map` from key to
+   * result (or `Error`) instead of an array in the batch's order: databases return rows in any
+   * order, and some keys have no row (see `onMissingResult`). Called once per item, in
+   * `process()`; keys compare as `Map` keys do (`SameValueZero`).
+   * @default undefined (results are matched by position)
+   */
+  keyOf?(item: T): unknown;
+  /**
+   * With `keyOf` and a `Map` result: what a caller whose key has no entry gets.
+   * @default "reject" (with `MissingResultError`)
+   */
+  onMissingResult?: MissingResultPolicy;
+  /**
+   * Needs `keyOf`. Items with the same key in one batch reach the batch function once (the first
+   * one), count once toward `maxBatchSize` and `maxBatchWeight`, and every caller gets that
+   * result. An abort or timeout of one caller does not cancel the item for the others.
+   * @default false
+   */
+  dedupe?: boolean;
+  /**
+   * Retries failed items with backoff (see `RetryOptions`). Retries wait for a concurrency slot
+   * and the rate limit like any batch, and callers that abort or time out meanwhile leave.
+   * @default undefined (a failure rejects at once)
+   */
+  retry?: RetryOptions;
+  /**
+   * When a batch throws (and is not retried): try each half on its own, recursively, so that only
+   * the items that fail alone reject, each with its own error. A batch of n with k bad items costs
+   * at most about 2k·log2(n) extra calls.
+   * @default false
+   */
+  splitOnError?: boolean;
+  /**
+   * Names the batcher in log lines, events, `stats()` and metrics.
    * @default the class name (`AsyncBatcher` for `createBatcher`)
    */
   name?: string;
@@ -209,6 +304,11 @@ export interface ResolvedOptions {
   readonly maxBatchWeight: number;
   readonly batchKey: ((item: unknown) => string | number) | undefined;
   readonly rateLimit: ResolvedRateLimit | undefined;
+  readonly keyOf: ((item: unknown) => unknown) | undefined;
+  readonly onMissingResult: MissingResultPolicy;
+  readonly dedupe: boolean;
+  readonly retry: ResolvedRetry | undefined;
+  readonly splitOnError: boolean;
   readonly name: string | undefined;
   readonly logger: BatcherLogger | undefined;
   readonly clock: Clock;
@@ -223,6 +323,16 @@ export interface ResolvedRateLimit {
   readonly interval: number;
 }
 
+/** A retry policy with every default applied. */
+export interface ResolvedRetry {
+  readonly attempts: number;
+  /** Backoff in ms after failed try number `attempt`, before `maxDelay` and jitter. */
+  readonly delay: (attempt: number, error: unknown) => number;
+  readonly maxDelay: number;
+  readonly jitter: boolean;
+  readonly retryIf: ((error: unknown) => boolean) | undefined;
+}
+
 /** The default of every option. */
 export const DEFAULTS = Object.freeze({
   maxBatchSize: Number.POSITIVE_INFINITY,
@@ -232,6 +342,8 @@ export const DEFAULTS = Object.freeze({
   onQueueFull: "reject" as QueueFullPolicy,
   itemTimeout: Number.POSITIVE_INFINITY,
   maxBatchWeight: Number.POSITIVE_INFINITY,
+  onMissingResult: "reject" as MissingResultPolicy,
+  retryDelay: 100,
 });
 
 /** Shows a received value in an option error: `"5" (string)`, `-1`, `null`, `an object`. */
@@ -328,6 +440,46 @@ function rateLimitOption(value: unknown): ResolvedRateLimit | undefined {
   return { batches, items, interval };
 }
 
+function missingResultOption(value: unknown): MissingResultPolicy {
+  if (value === undefined) return DEFAULTS.onMissingResult;
+  if (value !== "reject" && value !== "undefined") {
+    throw new TypeError(`onMissingResult must be "reject" or "undefined", got ${describe(value)}`);
+  }
+  return value;
+}
+
+function retryOption(value: unknown): ResolvedRetry | undefined {
+  if (value === undefined) return undefined;
+  if (value === null || typeof value !== "object" || Array.isArray(value)) {
+    throw new TypeError(
+      `retry must be an object like { attempts: 3, delay: 100 }, got ${describe(value)}`,
+    );
+  }
+  const retry = value as RetryOptions;
+  if (retry.attempts === undefined) {
+    throw new TypeError("retry.attempts must be a positive integer, got undefined");
+  }
+  const attempts = countOption("retry.attempts", retry.attempts, 1);
+  if (attempts === Number.POSITIVE_INFINITY) {
+    throw new RangeError("retry.attempts must be a positive integer, got Infinity");
+  }
+  const raw = retry.delay;
+  let delay: (attempt: number, error: unknown) => number;
+  if (typeof raw === "function") {
+    delay = raw;
+  } else {
+    const base = durationOption("retry.delay", raw, DEFAULTS.retryDelay, false);
+    delay = (attempt) => base * 2 ** (attempt - 1);
+  }
+  return {
+    attempts,
+    delay,
+    maxDelay: durationOption("retry.maxDelay", retry.maxDelay, Number.POSITIVE_INFINITY),
+    jitter: booleanOption("retry.jitter", retry.jitter, false),
+    retryIf: functionOption<(error: unknown) => boolean>("retry.retryIf", retry.retryIf),
+  };
+}
+
 function clockOption(value: unknown): Clock {
   if (value === undefined) return systemClock;
   const clock = value as Partial<Clock> | null;
@@ -388,6 +540,14 @@ export function resolveOptions<T, R>(options: BatcherOptions<T, R> | undefined):
   if (options.maxBatchWeight !== undefined && weigh === undefined) {
     throw new TypeError("maxBatchWeight needs weigh, the function that gives each item's weight");
   }
+  const keyOf = functionOption<(item: unknown) => unknown>("keyOf", options.keyOf);
+  const dedupe = booleanOption("dedupe", options.dedupe, false);
+  if (dedupe && keyOf === undefined) {
+    throw new TypeError("dedupe needs keyOf, the function that gives each item's key");
+  }
+  if (options.onMissingResult !== undefined && keyOf === undefined) {
+    throw new TypeError("onMissingResult needs keyOf: results are matched by key only with it");
+  }
   return {
     maxBatchSize: countOption("maxBatchSize", options.maxBatchSize, DEFAULTS.maxBatchSize),
     maxQueueTime: durationOption("maxQueueTime", options.maxQueueTime, DEFAULTS.maxQueueTime),
@@ -399,6 +559,11 @@ export function resolveOptions<T, R>(options: BatcherOptions<T, R> | undefined):
     maxBatchWeight,
     batchKey: functionOption<(item: unknown) => string | number>("batchKey", options.batchKey),
     rateLimit: rateLimitOption(options.rateLimit),
+    keyOf,
+    onMissingResult: missingResultOption(options.onMissingResult),
+    dedupe,
+    retry: retryOption(options.retry),
+    splitOnError: booleanOption("splitOnError", options.splitOnError, false),
     name,
     logger: functionOption<BatcherLogger>("logger", options.logger),
     clock: clockOption(options.clock),

@@ -39,10 +39,16 @@ export interface ProcessOptions {
 
 /**
  * What a batch function returns: one entry per item, in the batch's order (an `Error` entry
- * rejects that item's caller alone), or nothing, which resolves every caller with `undefined`.
+ * rejects that item's caller alone); with `keyOf`, a `Map` from each item's key to its result
+ * (or `Error`), in any order, where a key may be absent (see `onMissingResult`); or nothing,
+ * which resolves every caller with `undefined`.
  */
-// biome-ignore lint/suspicious/noConfusingVoidType: lets a batch function be `async () => {}`
-export type BatchResult<R> = ReadonlyArray<R | Error> | undefined | void;
+export type BatchResult<R> =
+  | ReadonlyArray<R | Error>
+  | ReadonlyMap<unknown, R | Error>
+  | undefined
+  // biome-ignore lint/suspicious/noConfusingVoidType: lets a batch function be `async () => {}`
+  | void;
 
 /** A function that processes a whole batch at once. */
 export type BatchFunction<T, R> = (

@@ -1,45 +1,86 @@
-import type { CutReason } from "../options.js";
+import type { BatchStartReason } from "../events.js";
 import type { BatchContext } from "../types.js";
 import type { CohortRun } from "./cohort.js";
-import type { Entry } from "./queue.js";
+import type { Entry, Taken } from "./queue.js";
 
 /** Stands in a batch for a caller that already left: what it gets is dropped. */
 export const CANCELLED: Entry = () => {};
 
 /** A pending `flush()`: done when no item older than `until` waits and its batches have settled. */
 export interface FlushWaiter {
-  /** Items with a sequence number below this were queued when `flush()` was called. */
-  readonly until: number;
+  /**
+   * Items with a sequence number below this were queued when `flush()` was called (raised when
+   * such items are retried and rejoin the queue with new numbers).
+   */
+  until: number;
   /** Batches holding such items that have not settled yet. */
   pending: number;
   readonly resolve: () => void;
 }
 
-/** One batch, from the moment it is cut to the moment its callers are settled. */
+/** Where a batch is in its life. */
+export enum Phase {
+  /** Cut from the queue; its function is called at once or on the next microtask. */
+  Cut = 0,
+  /** Its function was called. */
+  Running = 1,
+  /** A retry waiting out its backoff: holds no concurrency slot. */
+  Backoff = 2,
+  /** A retry past its backoff, or a split half: waits for a free slot (and the rate limit). */
+  Ready = 3,
+}
+
+/**
+ * One batch, from the moment it is cut (or made from a failed one, for a retry or a split) to
+ * the moment its callers are settled or handed on.
+ *
+ * Per item (handed to the batch function): `items`, `weights`. Per caller: `entries`, `keys`,
+ * `slots`, `tries`. They match one to one but with `dedupe`, where `slots[i]` is the item of
+ * caller `i`.
+ */
 export class Batch<T> {
   readonly id: number;
-  readonly reason: CutReason;
-  /** Handed to the batch function; not read again by the batcher. */
+  readonly reason: BatchStartReason;
+  /** Handed to the batch function. */
   items: T[];
   /**
-   * The callers, by position; a caller that left while the batch ran is replaced by `CANCELLED`.
-   * Emptied once they are settled, so nothing keeps them alive.
+   * The callers, by position; a caller that left while the batch ran (or was handed on to a
+   * retry) is replaced by `CANCELLED`. Emptied once they are settled, so nothing keeps them alive.
    */
   entries: Entry[];
   /** Which positions came from which cohort (items with a signal or a timeout), if any. */
   cohorts: CohortRun[] | undefined;
-  /** Items in flight in this batch; fewer once `compact()` dropped the callers who left. */
+  /** Each caller's result key, with `keyOf`. */
+  keys: unknown[] | undefined;
+  /** With `dedupe`: each caller's index in `items`. */
+  slots: number[] | undefined;
+  /** Tries each caller's item had before this one; `undefined` when none had any. */
+  tries: number[] | undefined;
+  /** Each item's weight, when the batch may be retried or split with `weigh`. */
+  weights: number[] | undefined;
+  /** Callers in flight in this batch; fewer once `compact()` dropped the ones who left. */
   size: number;
   /** With `batchKey`: the key all its items share. */
   readonly key: string | number | undefined;
   /** With `weigh`: the total weight of its items. */
-  readonly weight: number;
+  weight: number;
+  phase = Phase.Cut;
+  /** Holds a concurrency slot (cut, or started from `Ready`). */
+  busy = false;
+  /** The batch this one was made from (a retry or a split half). */
+  parentId: number | undefined = undefined;
+  /** How long its oldest item waited in the queue, in ms (0 for a retry or a split half). */
+  queueWait = 0;
+  /** Retried items rejoin the queue when the backoff ends, instead of running as this batch. */
+  requeue = false;
+  /** The backoff timer, while in `Backoff`. */
+  timer: unknown = undefined;
   /** Items whose callers left while the batch ran (aborted or timed out). */
   cancelled = 0;
   /** Set once the callers are settled (normally, or by a force stop): later results are dropped. */
   done = false;
-  /** `clock.now()` when the batch function was called; read only when a logger is set. */
-  startedAt = 0;
+  /** Clock time the batch function was called at; `NaN` until then. */
+  startedAt = Number.NaN;
   waiters: FlushWaiter[] | undefined = undefined;
   /** Neighbours in the engine's list of running batches (see `RunningList`). */
   prev: Batch<T> | undefined = undefined;
@@ -51,60 +92,120 @@ export class Batch<T> {
 
   constructor(
     id: number,
-    reason: CutReason,
-    items: T[],
-    entries: Entry[],
-    cohorts: CohortRun[] | undefined,
+    reason: BatchStartReason,
+    taken: Pick<Taken<T>, "items" | "entries" | "cohorts" | "keys" | "slots" | "tries" | "weights">,
     key: string | number | undefined,
     weight: number,
   ) {
     this.id = id;
     this.reason = reason;
-    this.items = items;
-    this.entries = entries;
-    this.cohorts = cohorts;
-    this.size = entries.length;
+    this.items = taken.items;
+    this.entries = taken.entries;
+    this.cohorts = taken.cohorts;
+    this.keys = taken.keys;
+    this.slots = taken.slots;
+    this.tries = taken.tries;
+    this.weights = taken.weights;
+    this.size = taken.entries.length;
     this.key = key;
     this.weight = weight;
     this.context = new Context(this);
   }
 
+  /** Tries caller `i`'s item had before this batch. */
+  triesOf(i: number): number {
+    return this.tries === undefined ? 1 : (this.tries[i] as number);
+  }
+
   /**
-   * Drops the items whose callers left (`CANCELLED`) before the batch function was called, so it
-   * never sees them; returns how many went. Cohort runs are renumbered to match.
+   * Drops the callers who left (`CANCELLED`) before the batch function was called, and the items
+   * nobody waits for any more, so the function never sees them; returns how many callers went.
    */
   compact(): number {
-    const { items, entries } = this;
-    const size = entries.length;
-    // keptBefore[i]: entries kept among the first i.
-    const keptBefore = new Array<number>(size + 1);
-    keptBefore[0] = 0;
-    const keptItems: T[] = [];
-    const keptEntries: Entry[] = [];
-    for (let i = 0; i < size; i++) {
-      const entry = entries[i] as Entry;
-      if (entry !== CANCELLED) {
-        keptItems.push(items[i] as T);
-        keptEntries.push(entry);
+    const keep: number[] = [];
+    const entries = this.entries;
+    for (let i = 0; i < entries.length; i++) if (entries[i] !== CANCELLED) keep.push(i);
+    const dropped = entries.length - keep.length;
+    const part = this.subset(keep, 0);
+    this.items = part.items;
+    this.entries = part.entries;
+    this.cohorts = part.cohorts;
+    this.keys = part.keys;
+    this.slots = part.slots;
+    this.tries = part.tries;
+    this.weights = part.weights;
+    if (part.weights !== undefined) this.weight = part.weight;
+    this.size = part.entries.length;
+    this.cancelled = 0;
+    return dropped;
+  }
+
+  /**
+   * The callers at positions `callers` (ascending) with their items, renumbered: for a retry, a
+   * split half, or `compact()`. Their tries are raised by `addTries`. Cohort runs follow.
+   */
+  subset(callers: readonly number[], addTries: number): Taken<T> {
+    const { items, entries, keys, slots, tries, weights } = this;
+    const itemOf = new Map<number, number>(); // old item index -> new
+    const out: Taken<T> = {
+      items: [],
+      entries: [],
+      weight: 0,
+      cohorts: undefined,
+      keys: keys === undefined ? undefined : [],
+      slots: slots === undefined ? undefined : [],
+      seen: undefined,
+      tries: tries === undefined && addTries === 0 ? undefined : [],
+      weights: weights === undefined ? undefined : [],
+    };
+    // newPos[i]: the new position of caller i, or -1.
+    const newPos = new Array<number>(entries.length).fill(-1);
+    for (const i of callers) {
+      const oldItem = slots === undefined ? i : (slots[i] as number);
+      let item = itemOf.get(oldItem);
+      if (item === undefined) {
+        item = out.items.length;
+        itemOf.set(oldItem, item);
+        out.items.push(items[oldItem] as T);
+        if (weights !== undefined) {
+          const weight = weights[oldItem] as number;
+          out.weights?.push(weight);
+          out.weight += weight;
+        }
       }
-      keptBefore[i + 1] = keptEntries.length;
+      newPos[i] = out.entries.length;
+      out.entries.push(entries[i] as Entry);
+      out.keys?.push(keys?.[i]);
+      out.slots?.push(item);
+      out.tries?.push((tries === undefined ? 1 : (tries[i] as number)) + addTries);
     }
     const runs = this.cohorts;
     if (runs !== undefined) {
+      // Runs are in position order, and so are the kept callers: so are the new runs.
       const kept: CohortRun[] = [];
       for (const run of runs) {
-        const start = keptBefore[run.start] as number;
-        const count = (keptBefore[run.start + run.count] as number) - start;
-        if (count > 0) kept.push({ cohort: run.cohort, start, count, cancelled: 0 });
+        for (let i = run.start; i < run.start + run.count; i++) {
+          const pos = newPos[i] as number;
+          if (pos < 0) continue;
+          const last = kept[kept.length - 1];
+          if (last !== undefined && last.cohort === run.cohort && last.start + last.count === pos) {
+            last.count++;
+          } else {
+            kept.push({ cohort: run.cohort, start: pos, count: 1, cancelled: 0 });
+          }
+        }
       }
-      this.cohorts = kept.length === 0 ? undefined : kept;
+      if (kept.length > 0) out.cohorts = kept;
     }
-    const dropped = size - keptEntries.length;
-    this.items = keptItems;
-    this.entries = keptEntries;
-    this.size = keptEntries.length;
-    this.cancelled = 0;
-    return dropped;
+    return out;
+  }
+
+  /** The cohort run holding position `i`, if any. */
+  runAt(i: number): CohortRun | undefined {
+    const runs = this.cohorts;
+    if (runs === undefined) return undefined;
+    for (const run of runs) if (i >= run.start && i < run.start + run.count) return run;
+    return undefined;
   }
 
   /** Created on first use: most batch functions never look at their signal. */

@@ -21,6 +21,8 @@ export interface Waiter {
   readonly priority: number;
   readonly key: string | number | undefined;
   readonly weight: number;
+  /** The result key, with `keyOf`. */
+  readonly resultKey: unknown;
 }
 
 /**
@@ -97,7 +99,11 @@ export interface CohortRun {
  * tick) in one call: none of their items is admitted or batched while the others are still being
  * cancelled.
  */
-export type Cancel = (cohorts: readonly Cohort[], reasonOf: (cohort: Cohort) => unknown) => void;
+export type Cancel = (
+  cohorts: readonly Cohort[],
+  reasonOf: (cohort: Cohort) => unknown,
+  kind: "abort" | "timeout",
+) => void;
 
 // -----------------------------------------------------------------------------------------------
 // Signals: one listener per signal, however many items share it.
@@ -147,7 +153,7 @@ export class SignalGroup {
     const cohorts: Cohort[] = [];
     for (let c = this.#head; c !== undefined; c = c.groupNext) cohorts.push(c);
     const reason: unknown = this.signal.reason;
-    this.#registry.cancel(cohorts, () => reason);
+    this.#registry.cancel(cohorts, () => reason, "abort");
   }
 }
 
@@ -278,6 +284,34 @@ export class TimeoutSchedule {
     }
   }
 
+  /**
+   * Schedules a cohort whose `deadline` is set already (retried items keep the deadline of their
+   * first call): inserted in deadline order, searching from the tail (such cohorts are few).
+   */
+  readd(cohort: Cohort): void {
+    const duration = cohort.duration;
+    let list = this.#lists.get(duration);
+    let fresh = false;
+    if (list === undefined) {
+      list = new TimeoutList(duration, this);
+      this.#lists.set(duration, list);
+      fresh = true;
+    }
+    let after = list.tail;
+    while (after !== undefined && after.deadline > cohort.deadline) after = after.timeoutPrev;
+    const before = after === undefined ? list.head : after.timeoutNext;
+    cohort.timeoutList = list;
+    cohort.timeoutPrev = after;
+    cohort.timeoutNext = before;
+    if (after === undefined) list.head = cohort;
+    else after.timeoutNext = cohort;
+    if (before === undefined) list.tail = cohort;
+    else before.timeoutPrev = cohort;
+    if (fresh) this.#heap.push(list);
+    else if (after === undefined) this.#heap.update(list);
+    this.#timer.arm(cohort.deadline);
+  }
+
   remove(cohort: Cohort): void {
     const list = cohort.timeoutList;
     if (list === undefined) return;
@@ -332,6 +366,8 @@ export class TimeoutSchedule {
       this.remove(cohort);
       expired.push(cohort);
     }
-    if (expired.length > 0) this.#cancel(expired, (c) => new ItemTimeoutError(c.duration));
+    if (expired.length > 0) {
+      this.#cancel(expired, (c) => new ItemTimeoutError(c.duration), "timeout");
+    }
   }
 }

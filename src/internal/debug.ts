@@ -42,6 +42,10 @@ export function formatLogEvent(event: BatcherLogEvent): string {
       }${event.weight === undefined ? "" : ` weight=${event.weight}`} reason=${event.reason} wait=${event.waitMs.toFixed(1)}ms`;
     case "batchDone":
       return `${head} batch ${event.batchId} done: size=${event.size} duration=${event.durationMs.toFixed(1)}ms outcome=${event.outcome} resolved=${event.resolved} rejected=${event.rejected}`;
+    case "retry":
+      return `${head} batch ${event.batchId} retry: scope=${event.scope} size=${event.size} attempt=${event.attempt} delay=${event.delayMs.toFixed(1)}ms`;
+    case "listenerError":
+      return `${head} ${event.event} listener threw: ${String(event.error)}`;
     case "stop":
       return `${head} stop: ${event.force ? "force" : "graceful"} queued=${event.queued} inFlight=${event.inFlight}`;
   }

@@ -4,18 +4,29 @@ import {
   InvalidInputError,
   ItemTimeoutError,
   ItemTooLargeError,
+  MissingResultError,
   QueueFullError,
 } from "../errors.js";
+import type {
+  BatcherEventName,
+  BatcherEvents,
+  BatcherStats,
+  BatchStartReason,
+  DropReason,
+  RejectReason,
+} from "../events.js";
 import {
   type BatcherLogger,
   type CutReason,
   describe,
+  type MissingResultPolicy,
   type QueueFullPolicy,
   type ResolvedOptions,
+  type ResolvedRetry,
   type ResolvedTunable,
 } from "../options.js";
 import type { BatchFunction, BatchResult, Executor, ProcessOptions } from "../types.js";
-import { Batch, CANCELLED, type FlushWaiter, RunningList } from "./batch.js";
+import { Batch, CANCELLED, type FlushWaiter, Phase, RunningList } from "./batch.js";
 import { afterTick } from "./clock.js";
 import {
   Cohort,
@@ -26,11 +37,61 @@ import {
   type Waiter,
 } from "./cohort.js";
 import { resolveLogger } from "./debug.js";
+import { Emitter } from "./emitter.js";
 import { IndexedHeap } from "./heap.js";
+import { Histogram } from "./histogram.js";
 import { Lane } from "./lane.js";
 import type { Entry, ItemQueue, Settle } from "./queue.js";
 import { RateWindow } from "./rate.js";
 import { DeadlineTimer, EPSILON_MS, TickClock } from "./timer.js";
+
+const EVENT_NAMES: readonly BatcherEventName[] = [
+  "batchStart",
+  "batchEnd",
+  "retry",
+  "split",
+  "drop",
+  "idle",
+];
+
+const REJECT_REASONS: readonly RejectReason[] = [
+  "error",
+  "missing",
+  "abort",
+  "timeout",
+  "queueFull",
+  "stopped",
+  "tooLarge",
+  "invalid",
+];
+
+const START_REASONS: readonly BatchStartReason[] = [
+  "size",
+  "weight",
+  "time",
+  "flush",
+  "stop",
+  "retry",
+  "split",
+];
+
+/** Counters by name, all starting at 0. */
+function counters<K extends string>(names: readonly K[]): Record<K, number> {
+  const out = {} as Record<K, number>;
+  for (const name of names) out[name] = 0;
+  return out;
+}
+
+/** Sums counters into a frozen snapshot with a `total`. */
+function withTotal<K extends string>(counts: Record<K, number>): Record<K | "total", number> {
+  let total = 0;
+  for (const key in counts) total += counts[key];
+  return Object.freeze({ ...counts, total });
+}
+
+function isError(value: unknown): value is Error {
+  return typeof value === "object" && value !== null && value instanceof Error;
+}
 
 enum State {
   /** No item submitted yet. */
@@ -55,13 +116,6 @@ function capture(resolve: Settle): void {
  */
 function rejectCaller(settle: Settle, error: unknown): void {
   settle(Promise.reject(error));
-}
-
-function rejectAll(entries: readonly Entry[], error: unknown): void {
-  for (let i = 0; i < entries.length; i++) {
-    const entry = entries[i] as Entry;
-    if (entry !== CANCELLED) rejectCaller(entry, error);
-  }
 }
 
 function describeResult(value: unknown): string {
@@ -97,9 +151,9 @@ function optionError(
   name: string,
   expected: string,
   value: unknown,
-): Promise<never> {
+): Error {
   const message = `${name} must be ${expected}, got ${describe(value)}`;
-  return Promise.reject(kind === "range" ? new RangeError(message) : new TypeError(message));
+  return kind === "range" ? new RangeError(message) : new TypeError(message);
 }
 
 const NO_ENTRIES: Entry[] = [];
@@ -147,10 +201,36 @@ export class Engine<T, R> {
   readonly #weigh: ((item: unknown) => number) | undefined;
   readonly #batchKey: ((item: unknown) => string | number) | undefined;
   #rate: RateWindow | undefined;
+  readonly #keyOf: ((item: unknown) => unknown) | undefined;
+  readonly #dedupe: boolean;
+  readonly #onMissing: MissingResultPolicy;
+  readonly #retry: ResolvedRetry | undefined;
+  readonly #splitOnError: boolean;
+  /** Batches keep each item's weight, to weigh a retry or a split half. */
+  readonly #withWeights: boolean;
   /** No option that needs per-item work on admission: `process(item)` takes the short path. */
-  readonly #plain: boolean;
+  #plain: boolean;
   /** `batchKey` is the only such option: `process(item)` takes the keyed short path. */
-  readonly #keyedOnly: boolean;
+  #keyedOnly: boolean;
+
+  /** Made by the first `on()`: with no listener, events cost one field check. */
+  #events: Emitter<BatcherEvents> | undefined = undefined;
+  /** Captures each caller's context (tracing), kept until its batch starts. */
+  #capture: (() => unknown) | undefined = undefined;
+  #contexts: WeakMap<Entry, unknown> | undefined = undefined;
+
+  // Statistics: counters bumped where things happen, histograms fed once per batch.
+  #submitted = 0;
+  #resolved = 0;
+  readonly #rejected = counters(REJECT_REASONS);
+  readonly #started = counters(START_REASONS);
+  #retries = 0;
+  #splits = 0;
+  readonly #sizes = new Histogram(true);
+  readonly #waits = new Histogram();
+  readonly #durations = new Histogram();
+  /** Something was submitted since the batcher was last idle (for the `idle` event). */
+  #active = false;
 
   /** The only lane without `batchKey`. */
   readonly #lane0: Lane<T> | undefined;
@@ -175,8 +255,15 @@ export class Engine<T, R> {
   #signals: SignalRegistry | undefined = undefined;
   #timeouts: TimeoutSchedule | undefined = undefined;
 
-  /** Batches cut and not yet settled (started, or waiting in `#ready`). */
+  /**
+   * Batches not yet settled: cut (started, or waiting in `#ready`), and retries (in their
+   * backoff, or in `#retryReady`).
+   */
   readonly #running = new RunningList<T>();
+  /** Batches holding a concurrency slot. */
+  #busy = 0;
+  /** Retries past their backoff and split halves, waiting for a slot, oldest first. */
+  #retryReady: Batch<T>[] = [];
   #inFlight = 0;
   #nextBatchId = 1;
   #state = State.New;
@@ -228,16 +315,25 @@ export class Engine<T, R> {
     this.#weigh = options.weigh;
     this.#batchKey = options.batchKey;
     this.#rate = options.rateLimit === undefined ? undefined : new RateWindow(options.rateLimit);
+    this.#keyOf = options.keyOf;
+    this.#dedupe = options.dedupe;
+    this.#onMissing = options.onMissingResult;
+    this.#retry = options.retry;
+    this.#splitOnError = options.splitOnError;
+    this.#withWeights =
+      this.#weigh !== undefined && (this.#retry !== undefined || this.#splitOnError);
     this.#plain =
       this.#weigh === undefined &&
       this.#batchKey === undefined &&
+      this.#keyOf === undefined &&
       this.#itemTimeout === Number.POSITIVE_INFINITY;
     this.#keyedOnly =
       this.#batchKey !== undefined &&
       this.#weigh === undefined &&
+      this.#keyOf === undefined &&
       this.#itemTimeout === Number.POSITIVE_INFINITY;
     if (this.#batchKey === undefined) {
-      this.#lane0 = new Lane<T>(undefined, this.#weigh !== undefined);
+      this.#lane0 = this.#newLane(undefined);
       this.#keys = undefined;
     } else {
       this.#lane0 = undefined;
@@ -265,6 +361,68 @@ export class Engine<T, R> {
     return this.#state === State.Running || this.#state === State.Stopping;
   }
 
+  on<K extends BatcherEventName>(name: K, listener: (event: BatcherEvents[K]) => void): () => void {
+    this.#events ??= new Emitter<BatcherEvents>(EVENT_NAMES, (error, event) => {
+      if (this.#logger !== undefined) {
+        this.#log({ type: "listenerError", batcher: this.#name, event, error });
+      }
+    });
+    return this.#events.on(name, listener);
+  }
+
+  /** Installs (or removes) the capture of each caller's context, given to `batchStart`. */
+  captureContext(capture: (() => unknown) | undefined): void {
+    this.#capture = capture;
+    this.#contexts = capture === undefined ? undefined : new WeakMap();
+    this.#plain =
+      capture === undefined &&
+      this.#weigh === undefined &&
+      this.#batchKey === undefined &&
+      this.#keyOf === undefined &&
+      this.#itemTimeout === Number.POSITIVE_INFINITY;
+    this.#keyedOnly =
+      capture === undefined &&
+      this.#batchKey !== undefined &&
+      this.#weigh === undefined &&
+      this.#keyOf === undefined &&
+      this.#itemTimeout === Number.POSITIVE_INFINITY;
+  }
+
+  stats(): BatcherStats {
+    return Object.freeze({
+      name: this.#name,
+      submitted: this.#submitted,
+      resolved: this.#resolved,
+      rejected: withTotal(this.#rejected),
+      batches: withTotal(this.#started),
+      retries: this.#retries,
+      splits: this.#splits,
+      queued: this.#queued,
+      waiting: this.#waiting,
+      inFlight: this.#inFlight,
+      runningBatches: this.#busy,
+      batchSize: Object.freeze(this.#sizes.snapshot()),
+      queueWait: Object.freeze(this.#waits.snapshot()),
+      batchDuration: Object.freeze(this.#durations.snapshot()),
+    });
+  }
+
+  /** A caller refused at admission: counted, reported, rejected. */
+  #refuse(reason: RejectReason, error: unknown): Promise<never> {
+    this.#rejected[reason]++;
+    if (reason !== "invalid" && reason !== "error" && reason !== "missing") {
+      this.#dropped(reason, 1, error);
+    }
+    return Promise.reject(error);
+  }
+
+  /** Callers left without their item being processed (or while it was). */
+  #dropped(reason: DropReason, count: number, error: unknown): void {
+    if (this.#events?.has("drop") === true) {
+      this.#events.emit("drop", { batcher: this.#name, reason, count, error });
+    }
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Admission. The hot path first.
 
@@ -274,8 +432,11 @@ export class Engine<T, R> {
         ? this.#submitKeyed(item)
         : this.#submitWith(item, options);
     }
-    if (this.#state >= State.Stopping) return Promise.reject(new BatcherStoppedError());
-    if (this.#queued >= this.#maxQueueSize) return this.#submitWith(item, undefined);
+    if (this.#state >= State.Stopping || this.#queued >= this.#maxQueueSize) {
+      return this.#submitWith(item, undefined);
+    }
+    this.#submitted++;
+    this.#active = true;
     this.#state = State.Running;
     const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
     const lane = this.#lane0 as Lane<T>;
@@ -292,15 +453,17 @@ export class Engine<T, R> {
     if (this.#state >= State.Stopping || this.#queued >= this.#maxQueueSize) {
       return this.#submitWith(item, undefined);
     }
+    this.#submitted++;
     let key: string | number;
     try {
       key = (this.#batchKey as (item: unknown) => string | number)(item);
     } catch (error) {
-      return Promise.reject(error);
+      return this.#refuse("invalid", error);
     }
     if (typeof key !== "string" && !(typeof key === "number" && Number.isFinite(key))) {
-      return Promise.reject(badKey(key));
+      return this.#refuse("invalid", badKey(key));
     }
+    this.#active = true;
     this.#state = State.Running;
     const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
     const lane = this.#laneFor(key);
@@ -310,28 +473,37 @@ export class Engine<T, R> {
 
   /** `process()` with per-call options, or with options that need work per item. */
   #submitWith(item: T, options: ProcessOptions | undefined): Promise<R> {
-    if (this.#state >= State.Stopping) return Promise.reject(new BatcherStoppedError());
+    this.#submitted++;
+    if (this.#state >= State.Stopping) return this.#refuse("stopped", new BatcherStoppedError());
     let signal: AbortSignal | undefined;
     let timeout = this.#itemTimeout;
     let priority = 0;
     if (options !== undefined) {
       if (options === null || typeof options !== "object") {
-        return optionError("type", "process() options", "an object", options);
+        return this.#refuse(
+          "invalid",
+          optionError("type", "process() options", "an object", options),
+        );
       }
       signal = options.signal;
       // A signal with a live group is known good and not aborted (its group would have fired).
       if (signal !== undefined && this.#signals?.listening(signal) !== true) {
-        if (!isSignal(signal)) return optionError("type", "signal", "an AbortSignal", signal);
-        if (signal.aborted) return Promise.reject(signal.reason);
+        if (!isSignal(signal)) {
+          return this.#refuse("invalid", optionError("type", "signal", "an AbortSignal", signal));
+        }
+        if (signal.aborted) return this.#refuse("abort", signal.reason);
       }
       const t = options.timeout;
       if (t !== undefined) {
         if (typeof t !== "number" || !(t >= 0)) {
-          return optionError(
-            typeof t === "number" ? "range" : "type",
-            "timeout",
-            "a non-negative number of milliseconds or Infinity",
-            t,
+          return this.#refuse(
+            "invalid",
+            optionError(
+              typeof t === "number" ? "range" : "type",
+              "timeout",
+              "a non-negative number of milliseconds or Infinity",
+              t,
+            ),
           );
         }
         timeout = t;
@@ -339,11 +511,9 @@ export class Engine<T, R> {
       const p = options.priority;
       if (p !== undefined) {
         if (typeof p !== "number" || !Number.isFinite(p)) {
-          return optionError(
-            typeof p === "number" ? "range" : "type",
-            "priority",
-            "a finite number",
-            p,
+          return this.#refuse(
+            "invalid",
+            optionError(typeof p === "number" ? "range" : "type", "priority", "a finite number", p),
           );
         }
         priority = p;
@@ -355,10 +525,19 @@ export class Engine<T, R> {
       try {
         key = batchKey(item);
       } catch (error) {
-        return Promise.reject(error);
+        return this.#refuse("invalid", error);
       }
       if (typeof key !== "string" && !(typeof key === "number" && Number.isFinite(key))) {
-        return Promise.reject(badKey(key));
+        return this.#refuse("invalid", badKey(key));
+      }
+    }
+    let resultKey: unknown;
+    const keyOf = this.#keyOf;
+    if (keyOf !== undefined) {
+      try {
+        resultKey = keyOf(item);
+      } catch (error) {
+        return this.#refuse("invalid", error);
       }
     }
     let weight = 0;
@@ -367,10 +546,11 @@ export class Engine<T, R> {
       try {
         weight = weigh(item);
       } catch (error) {
-        return Promise.reject(error);
+        return this.#refuse("invalid", error);
       }
       if (typeof weight !== "number" || !(weight >= 0) || weight === Number.POSITIVE_INFINITY) {
-        return Promise.reject(
+        return this.#refuse(
+          "invalid",
           new InvalidInputError(
             "weight",
             `weigh must return a finite, non-negative number, got ${describe(weight)}`,
@@ -378,13 +558,15 @@ export class Engine<T, R> {
         );
       }
       if (weight > this.#maxBatchWeight) {
-        return Promise.reject(new ItemTooLargeError(weight, this.#maxBatchWeight));
+        return this.#refuse("tooLarge", new ItemTooLargeError(weight, this.#maxBatchWeight));
       }
     }
 
     if (this.#queued >= this.#maxQueueSize || this.#waiting > 0) {
       const policy = this.#onQueueFull;
-      if (policy === "reject") return Promise.reject(new QueueFullError(this.#maxQueueSize));
+      if (policy === "reject") {
+        return this.#refuse("queueFull", new QueueFullError(this.#maxQueueSize));
+      }
       if (policy === "dropOldest") {
         while (this.#queued >= this.#maxQueueSize) this.#dropOldest();
       } else {
@@ -393,7 +575,9 @@ export class Engine<T, R> {
         cohort.state = CohortState.Waiting;
         cohort.sealed = true;
         cohort.live = 1;
-        cohort.waiting = { item, resolve: captured, priority, key, weight };
+        cohort.waiting = { item, resolve: captured, priority, key, weight, resultKey };
+        this.#captureFor(captured);
+        this.#active = true;
         this.#state = State.Running;
         this.#watch(cohort);
         this.#waiters.push(cohort);
@@ -402,15 +586,30 @@ export class Engine<T, R> {
       }
     }
 
+    this.#active = true;
     this.#state = State.Running;
     const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
+    this.#captureFor(captured);
     if (signal === undefined && timeout === Number.POSITIVE_INFINITY) {
       const lane = this.#laneFor(key);
-      this.#push(lane, lane.queueFor(priority), item, captured, weight, undefined);
+      this.#push(lane, lane.queueFor(priority), item, captured, weight, undefined, resultKey);
     } else {
-      this.#enqueueWatched(item, captured, signal, timeout, priority, key, weight);
+      this.#enqueueWatched(item, captured, signal, timeout, priority, key, weight, resultKey);
     }
     return promise;
+  }
+
+  /** With tracing: remembers the caller's context for its batch's `batchStart`. */
+  #captureFor(entry: Entry): void {
+    const capture = this.#capture;
+    if (capture === undefined) return;
+    let context: unknown;
+    try {
+      context = capture();
+    } catch {
+      return; // a failing capture costs the caller its link, nothing else
+    }
+    if (context !== undefined) (this.#contexts as WeakMap<Entry, unknown>).set(entry, context);
   }
 
   /** Listens to the cohort's signal and schedules its timeout. */
@@ -439,6 +638,7 @@ export class Engine<T, R> {
     priority: number,
     key: string | number | undefined,
     weight: number,
+    resultKey: unknown,
   ): void {
     const lane = this.#laneFor(key);
     const queue = lane.queueFor(priority);
@@ -457,7 +657,11 @@ export class Engine<T, R> {
     }
     cohort.live++;
     cohort.end = queue.tailPos + 1;
-    this.#push(lane, queue, item, resolve, weight, cohort);
+    this.#push(lane, queue, item, resolve, weight, cohort, resultKey);
+  }
+
+  #newLane(key: string | number | undefined): Lane<T> {
+    return new Lane<T>(key, this.#weigh !== undefined, this.#keyOf !== undefined, this.#dedupe);
   }
 
   /** The lane of `key`, made on first use. */
@@ -470,7 +674,7 @@ export class Engine<T, R> {
       const keys = this.#keys as Map<string | number, Lane<T>>;
       lane = keys.get(key as string | number);
       if (lane === undefined) {
-        lane = new Lane<T>(key, this.#weigh !== undefined);
+        lane = this.#newLane(key);
         keys.set(key as string | number, lane);
       }
       this.#lastLane = lane;
@@ -485,11 +689,22 @@ export class Engine<T, R> {
     entry: Entry,
     weight: number,
     cohort: Cohort | undefined,
+    resultKey?: unknown,
+    tries?: number,
   ): void {
-    queue.push(item, entry, this.#time.now(), this.#seq++, weight, cohort);
+    queue.push(item, entry, this.#time.now(), this.#seq++, weight, cohort, resultKey, tries);
     this.#queued++;
+    if (lane.dedupe !== undefined) lane.countKey(resultKey, weight);
     if (++lane.size === 1) this.#laneFilled(lane);
     if (this.#isFull(lane)) this.#laneFull(lane);
+  }
+
+  /** Takes the waiting item at `pos` out of its queue early; returns its caller. */
+  #removeAt(lane: Lane<T>, queue: ItemQueue<T>, pos: number): Entry | undefined {
+    if (lane.dedupe !== undefined && queue.entryAt(pos) !== undefined) {
+      lane.uncountKey(queue.keyAt(pos));
+    }
+    return queue.remove(pos);
   }
 
   /** A lane got its first item (the one just pushed): it joins the heap, and its clock starts. */
@@ -500,17 +715,19 @@ export class Engine<T, R> {
     this.#scheduleLane(lane);
   }
 
+  /** Whether `lane` is due whatever the time: a full batch waits, or retried items do. */
   #isFull(lane: Lane<T>): boolean {
     return (
-      lane.size >= this.#maxBatchSize ||
-      (this.#weigh !== undefined && lane.weight >= this.#maxBatchWeight)
+      lane.count >= this.#maxBatchSize ||
+      (this.#weigh !== undefined && lane.batchWeight >= this.#maxBatchWeight) ||
+      (this.#retry !== undefined && lane.retrying)
     );
   }
 
   /** A lane holds a full batch: cut it now if a slot is free. */
   #laneFull(lane: Lane<T>): void {
     if (this.#keys !== undefined) this.#full.add(lane); // one lane: it is the oldest anyway
-    if (this.#running.size < this.#concurrency) this.#pump(true);
+    if (this.#busy < this.#concurrency) this.#pump(true);
   }
 
   /** After items left a lane: its place in the heap, and with keys in `#full` and `#keys`. */
@@ -545,12 +762,12 @@ export class Engine<T, R> {
       const signal = cohort.signal;
       if (signal?.aborted === true) {
         cohort.detach();
-        rejectCaller(waiter.resolve, signal.reason);
+        this.#leave("abort", [waiter.resolve], signal.reason);
         continue;
       }
       if (cohort.timeoutList !== undefined && cohort.deadline <= this.#time.now() + EPSILON_MS) {
         cohort.detach();
-        rejectCaller(waiter.resolve, new ItemTimeoutError(cohort.duration));
+        this.#leave("timeout", [waiter.resolve], new ItemTimeoutError(cohort.duration));
         continue;
       }
       const lane = this.#laneFor(waiter.key);
@@ -561,7 +778,15 @@ export class Engine<T, R> {
       cohort.queue = queue as ItemQueue<unknown>;
       cohort.start = queue.tailPos;
       cohort.end = cohort.start + 1;
-      this.#push(lane, queue, waiter.item as T, waiter.resolve, waiter.weight, cohort);
+      this.#push(
+        lane,
+        queue,
+        waiter.item as T,
+        waiter.resolve,
+        waiter.weight,
+        cohort,
+        waiter.resultKey,
+      );
     }
     if (this.#waiting === 0) {
       this.#waiters = [];
@@ -578,13 +803,14 @@ export class Engine<T, R> {
     const queue = lane.oldestQueue();
     const pos = queue.headPos;
     const cohort = queue.cohortAt(pos);
-    const entry = queue.remove(pos) as Entry;
+    const entry = this.#removeAt(lane, queue, pos) as Entry;
     this.#queued--;
     lane.size--;
     this.#laneChanged(lane);
     if (cohort !== undefined && --cohort.live === 0) cohort.detach();
-    rejectCaller(
-      entry,
+    this.#leave(
+      "queueFull",
+      [entry],
       new QueueFullError(
         this.#maxQueueSize,
         `dropped: the queue was full (${this.#maxQueueSize} items) and a newer item took this one's place`,
@@ -600,19 +826,27 @@ export class Engine<T, R> {
    * together, and only then does the batcher move on: admit waiting callers, cut batches, and
    * abort the `context.signal` of running batches that nobody waits for any more.
    */
-  readonly #cancel = (cohorts: readonly Cohort[], reasonOf: (cohort: Cohort) => unknown): void => {
+  readonly #cancel = (
+    cohorts: readonly Cohort[],
+    reasonOf: (cohort: Cohort) => unknown,
+    kind: "abort" | "timeout",
+  ): void => {
     // Per cohort: its reason (its callers share it) and its turn (the order callers leave in).
     const reasons = new Map<Cohort, [unknown, number]>();
+    let left = 0;
+    let firstReason: unknown;
     for (let turn = 0; turn < cohorts.length; turn++) {
       const cohort = cohorts[turn] as Cohort;
       const reason = reasonOf(cohort);
+      if (turn === 0) firstReason = reason;
       if (cohort.state === CohortState.Waiting) {
         this.#waiting--;
         const waiter = cohort.waiting as Waiter;
         cohort.detach();
         rejectCaller(waiter.resolve, reason);
+        left++;
       } else if (cohort.state === CohortState.Admitted) {
-        this.#cancelQueued(cohort, reason);
+        left += this.#cancelQueued(cohort, reason);
         if (cohort.live > 0) reasons.set(cohort, [reason, turn]);
         else cohort.detach();
       }
@@ -629,7 +863,9 @@ export class Engine<T, R> {
           const found = reasons.get(run.cohort);
           if (found === undefined) continue;
           const [reason, turn] = found;
-          if (this.#cancelRunning(batch, run, reason) && turn > lastTurn) {
+          const cancelled = this.#cancelRunning(batch, run, reason);
+          left += cancelled;
+          if (cancelled > 0 && turn > lastTurn) {
             last = reason;
             lastTurn = turn;
           }
@@ -637,6 +873,16 @@ export class Engine<T, R> {
         if (lastTurn >= 0 && batch.cancelled === batch.size) unwanted.push([batch, last]);
       }
       for (const cohort of reasons.keys()) cohort.detach();
+    }
+    if (left > 0) {
+      this.#rejected[kind] += left;
+      this.#dropped(kind, left, firstReason);
+    }
+    // Retries nobody waits for any more are dropped now, not when their turn comes.
+    for (const [batch] of unwanted) {
+      if (batch.phase === Phase.Backoff || batch.phase === Phase.Ready) {
+        this.#finish(batch, 0, 0, false, undefined);
+      }
     }
     this.#admit();
     if (this.#flushWaiters.length > 0) this.#settleFlushWaiters();
@@ -646,29 +892,30 @@ export class Engine<T, R> {
     for (const [batch, reason] of unwanted) batch.abort(reason);
   };
 
-  /** Takes the cohort's queued items out and rejects their callers. */
-  #cancelQueued(cohort: Cohort, reason: unknown): void {
+  /** Takes the cohort's queued items out and rejects their callers; returns how many. */
+  #cancelQueued(cohort: Cohort, reason: unknown): number {
     const queue = cohort.queue as ItemQueue<T>;
     const lane = cohort.lane as unknown as Lane<T>;
     let removed = 0;
     for (let pos = cohort.start; pos < cohort.end; pos++) {
-      const entry = queue.remove(pos);
+      const entry = this.#removeAt(lane, queue, pos);
       if (entry === undefined) continue; // in a batch already, or gone
       rejectCaller(entry, reason);
       removed++;
     }
-    if (removed === 0) return;
+    if (removed === 0) return 0;
     cohort.live -= removed;
     this.#queued -= removed;
     lane.size -= removed;
     this.#laneChanged(lane);
+    return removed;
   }
 
   /**
    * Rejects the callers of `run` still waiting on `batch`; their results will be dropped. Returns
-   * whether there were any.
+   * how many there were.
    */
-  #cancelRunning(batch: Batch<T>, run: CohortRun, reason: unknown): boolean {
+  #cancelRunning(batch: Batch<T>, run: CohortRun, reason: unknown): number {
     const entries = batch.entries;
     const end = run.start + run.count;
     let cancelled = 0;
@@ -682,7 +929,15 @@ export class Engine<T, R> {
     run.cancelled += cancelled;
     batch.cancelled += cancelled;
     run.cohort.live -= cancelled;
-    return cancelled > 0;
+    return cancelled;
+  }
+
+  /** Rejects callers who leave for `reason` (not through a cohort), counted and reported. */
+  #leave(reason: DropReason, entries: readonly Entry[], error: unknown): void {
+    for (const entry of entries) rejectCaller(entry, error);
+    if (entries.length === 0) return;
+    this.#rejected[reason] += entries.length;
+    this.#dropped(reason, entries.length, error);
   }
 
   // ---------------------------------------------------------------------------------------------
@@ -709,8 +964,10 @@ export class Engine<T, R> {
 
   /** Why `lane` should be cut now, or `undefined` if it should wait. */
   #dueReason(lane: Lane<T>): CutReason | undefined {
-    if (lane.size >= this.#maxBatchSize) return "size";
-    if (this.#weigh !== undefined && lane.weight >= this.#maxBatchWeight) return "weight";
+    if (lane.count >= this.#maxBatchSize) return "size";
+    if (this.#weigh !== undefined && lane.batchWeight >= this.#maxBatchWeight) return "weight";
+    // Retried items have waited their backoff: they go with the next batch of their key.
+    if (this.#retry !== undefined && lane.retrying) return "retry";
     if (this.#state === State.Stopping) return "stop";
     const oldest = lane.oldestSeq;
     if (oldest < this.#flushSeq) return "flush";
@@ -746,15 +1003,39 @@ export class Engine<T, R> {
   // Dispatching: cut due batches while a slot is free.
 
   /**
-   * Cuts every due batch that a free slot (and the rate limit) can take. `fromUser`: called inside
-   * a public method, so batches are started on the next microtask instead of now.
+   * Starts the retries and split halves that wait for a slot, then cuts every due batch that a
+   * free slot (and the rate limit) can take. `fromUser`: called inside a public method, so
+   * batches are started on the next microtask instead of now.
    */
   #pump(fromUser: boolean): void {
     // Re-entered from a batch that settled synchronously: the loop below goes on by itself.
     if (this.#pumping) return;
     this.#pumping = true;
     try {
-      while (this.#queued > 0 && this.#running.size < this.#concurrency) {
+      // Retries and split halves go first: their items are older than anything queued.
+      const retries = this.#retryReady;
+      while (retries.length > 0 && this.#busy < this.#concurrency) {
+        const batch = retries[0] as Batch<T>;
+        if (batch.done) {
+          retries.shift();
+          continue;
+        }
+        const rate = this.#rate;
+        if (rate !== undefined) {
+          const allowed = rate.allowance(this.#time.now());
+          // A retry is not cut smaller: it waits until the quota can take it (or a full quota).
+          if (allowed === 0 || (allowed < batch.items.length && allowed < rate.limit.items)) {
+            this.#timer.arm(rate.nextAt(Math.min(batch.items.length, rate.limit.items)));
+            return;
+          }
+          rate.record(this.#time.now(), batch.items.length);
+        }
+        retries.shift();
+        batch.busy = true;
+        this.#busy++;
+        this.#dispatch(batch, fromUser);
+      }
+      while (this.#queued > 0 && this.#busy < this.#concurrency && retries.length === 0) {
         const lane = this.#pick();
         if (lane === undefined) {
           const oldest = this.#lanes.peek();
@@ -766,22 +1047,14 @@ export class Engine<T, R> {
         if (rate !== undefined) {
           const allowed = rate.allowance(this.#time.now());
           if (allowed === 0) {
-            this.#timer.arm(rate.nextAt());
+            this.#timer.arm(rate.nextAt(1));
             break;
           }
           if (allowed < maxCount) maxCount = allowed;
         }
         const batch = this.#cut(lane, this.#pickedReason, maxCount);
-        rate?.record(this.#time.now(), batch.size);
-        if (fromUser || this.#readyScheduled) {
-          this.#ready.push(batch);
-          if (!this.#readyScheduled) {
-            this.#readyScheduled = true;
-            queueMicrotask(this.#startReady);
-          }
-        } else {
-          this.#start(batch);
-        }
+        rate?.record(this.#time.now(), batch.items.length);
+        this.#dispatch(batch, fromUser);
         if (this.#waiting > 0) this.#admit();
       }
     } finally {
@@ -789,21 +1062,28 @@ export class Engine<T, R> {
     }
   }
 
+  /** Starts a batch that holds a slot: now, or on the next microtask when `fromUser`. */
+  #dispatch(batch: Batch<T>, fromUser: boolean): void {
+    if (fromUser || this.#readyScheduled) {
+      this.#ready.push(batch);
+      if (!this.#readyScheduled) {
+        this.#readyScheduled = true;
+        queueMicrotask(this.#startReady);
+      }
+    } else {
+      this.#start(batch);
+    }
+  }
+
   #cut(lane: Lane<T>, reason: CutReason, maxCount: number): Batch<T> {
-    const logger = this.#logger;
-    const waitMs = logger === undefined ? 0 : this.#time.clock.now() - lane.oldestArrival;
-    const taken = lane.take(maxCount, this.#maxBatchWeight);
+    const waited = this.#time.now() - lane.oldestArrival;
+    const taken = lane.take(maxCount, this.#maxBatchWeight, this.#withWeights);
     this.#queued -= taken.entries.length;
     this.#laneChanged(lane);
-    const batch = new Batch(
-      this.#nextBatchId++,
-      reason,
-      taken.items,
-      taken.entries,
-      taken.cohorts,
-      lane.key,
-      taken.weight,
-    );
+    const batch = new Batch(this.#nextBatchId++, reason, taken, lane.key, taken.weight);
+    batch.queueWait = waited > 0 ? waited : 0;
+    batch.busy = true;
+    this.#busy++;
     this.#running.add(batch);
     this.#inFlight += batch.size;
     const waiters = this.#flushWaiters;
@@ -815,16 +1095,16 @@ export class Engine<T, R> {
         else batch.waiters.push(waiter);
       }
     }
-    if (logger !== undefined) {
+    if (this.#logger !== undefined) {
       this.#log({
         type: "batchCut",
         batcher: this.#name,
         batchId: batch.id,
-        size: batch.size,
+        size: batch.items.length,
         ...(lane.key === undefined ? {} : { key: lane.key }),
         ...(this.#weigh === undefined ? {} : { weight: batch.weight }),
         reason,
-        waitMs,
+        waitMs: batch.queueWait,
       });
     }
     return batch;
@@ -841,16 +1121,22 @@ export class Engine<T, R> {
 
   #start(batch: Batch<T>): void {
     if (batch.done) return; // force-stopped before it started
-    if (this.#logger !== undefined) batch.startedAt = this.#time.clock.now();
     if (batch.cancelled > 0) {
       // Callers left between the cut and now: the batch function never sees their items, and a
       // batch nobody waits for is not run at all.
       if (batch.cancelled === batch.size) {
-        this.#finish(batch, 0, false, undefined);
+        this.#finish(batch, 0, 0, false, undefined);
         return;
       }
       this.#inFlight -= batch.compact();
     }
+    batch.phase = Phase.Running;
+    batch.startedAt = this.#time.now();
+    const size = batch.items.length;
+    this.#started[batch.reason]++;
+    this.#sizes.record(size);
+    if (batch.parentId === undefined) this.#waits.record(batch.queueWait);
+    if (this.#events?.has("batchStart") === true) this.#emitStart(batch);
     let result: unknown;
     try {
       result = this.#run(batch.items, batch.context);
@@ -872,6 +1158,34 @@ export class Engine<T, R> {
     }
   }
 
+  #emitStart(batch: Batch<T>): void {
+    let attempt = 1;
+    const tries = batch.tries;
+    if (tries !== undefined) for (const t of tries) if (t > attempt) attempt = t;
+    let contexts: unknown[] | undefined;
+    const known = this.#contexts;
+    if (known !== undefined) {
+      contexts = [];
+      for (const entry of batch.entries) {
+        const context = known.get(entry);
+        if (context !== undefined) contexts.push(context);
+      }
+    }
+    (this.#events as Emitter<BatcherEvents>).emit("batchStart", {
+      batcher: this.#name,
+      batchId: batch.id,
+      parentId: batch.parentId,
+      key: batch.key,
+      size: batch.items.length,
+      callers: batch.size,
+      weight: batch.weight,
+      reason: batch.reason,
+      queueWait: batch.queueWait,
+      attempt,
+      contexts,
+    });
+  }
+
   // ---------------------------------------------------------------------------------------------
   // Settling.
 
@@ -879,43 +1193,341 @@ export class Engine<T, R> {
     if (batch.done) return;
     const entries = batch.entries;
     const size = entries.length;
-    let resolved = 0;
     if (result === undefined) {
       for (let i = 0; i < size; i++) (entries[i] as Entry)(undefined);
-      this.#finish(batch, size - batch.cancelled, false, undefined);
+      this.#finish(batch, size - batch.cancelled, 0, false, undefined);
       return;
     }
-    if (!Array.isArray(result) || result.length !== size) {
-      const error = new BatchResultError(
-        size,
-        Array.isArray(result) ? result.length : describeResult(result),
-      );
-      this.#fail(batch, error);
+    const byKey = result instanceof Map;
+    if (byKey ? this.#keyOf === undefined : !Array.isArray(result)) {
+      this.#fail(batch, new BatchResultError(batch.items.length, describeResult(result)));
       return;
     }
-    for (let i = 0; i < size; i++) {
-      const value: unknown = result[i];
+    if (!byKey && (result as unknown[]).length !== batch.items.length) {
+      this.#fail(batch, new BatchResultError(batch.items.length, (result as unknown[]).length));
+      return;
+    }
+    if (!byKey && batch.slots === undefined && this.#retry === undefined) {
+      // The common case: results by position, no retry.
+      const values = result as unknown[];
+      let resolved = 0;
+      for (let i = 0; i < size; i++) {
+        const value: unknown = values[i];
+        const entry = entries[i] as Entry;
+        if (isError(value)) {
+          if (entry !== CANCELLED) rejectCaller(entry, value);
+        } else if (entry !== CANCELLED) {
+          entry(value);
+          resolved++;
+        }
+      }
+      this.#rejected.error += size - batch.cancelled - resolved;
+      this.#finish(batch, resolved, size - batch.cancelled - resolved, false, undefined);
+      return;
+    }
+    this.#completeEach(batch, result as unknown[] | Map<unknown, unknown>);
+  }
+
+  /** Results by key, with `dedupe`, or with retries: each caller on its own. */
+  #completeEach(batch: Batch<T>, result: unknown[] | Map<unknown, unknown>): void {
+    const entries = batch.entries;
+    const keys = batch.keys;
+    const slots = batch.slots;
+    const map = result instanceof Map ? result : undefined;
+    const retry: number[] = [];
+    let retryError: unknown;
+    let resolved = 0;
+    let rejected = 0;
+    for (let i = 0; i < entries.length; i++) {
       const entry = entries[i] as Entry;
-      if (typeof value === "object" && value !== null && value instanceof Error) {
-        if (entry !== CANCELLED) rejectCaller(entry, value);
-      } else if (entry !== CANCELLED) {
+      if (entry === CANCELLED) continue;
+      let value: unknown;
+      if (map !== undefined) {
+        const key = keys?.[i];
+        if (!map.has(key)) {
+          if (this.#onMissing === "undefined") {
+            entry(undefined);
+            resolved++;
+          } else {
+            this.#rejected.missing++;
+            rejected++;
+            rejectCaller(entry, new MissingResultError(key));
+          }
+          continue;
+        }
+        value = map.get(key);
+      } else {
+        value = (result as unknown[])[slots === undefined ? i : (slots[i] as number)];
+      }
+      if (!isError(value)) {
         entry(value);
         resolved++;
+      } else if (
+        this.#retryable(value) &&
+        batch.triesOf(i) < (this.#retry as ResolvedRetry).attempts
+      ) {
+        if (retry.length === 0) retryError = value;
+        retry.push(i);
+      } else {
+        this.#rejected.error++;
+        rejected++;
+        rejectCaller(entry, value);
       }
     }
-    this.#finish(batch, resolved, false, undefined);
+    if (retry.length > 0) this.#backoff(batch, retry, retryError, "item");
+    this.#finish(batch, resolved, rejected, false, undefined);
   }
 
+  /** Whether `error` is worth another try under the retry policy. */
+  #retryable(error: unknown): boolean {
+    const retry = this.#retry;
+    if (retry === undefined) return false;
+    if (retry.retryIf === undefined) return true;
+    try {
+      return retry.retryIf(error) === true;
+    } catch {
+      return false;
+    }
+  }
+
+  /**
+   * The batch threw (or returned something unusable). Callers with tries left retry together
+   * after a backoff, if the policy says the error is worth it; with `splitOnError` the others
+   * are tried in two halves; the rest reject with the error.
+   */
   #fail(batch: Batch<T>, error: unknown): void {
     if (batch.done) return;
-    rejectAll(batch.entries, error);
-    this.#finish(batch, 0, true, error);
+    const entries = batch.entries;
+    const live: number[] = [];
+    for (let i = 0; i < entries.length; i++) if (entries[i] !== CANCELLED) live.push(i);
+    let rest = live;
+    // A result that does not fit is a bug in the batch function: retrying will not fix it.
+    const usable = !(error instanceof BatchResultError);
+    if (usable && this.#retryable(error)) {
+      const attempts = (this.#retry as ResolvedRetry).attempts;
+      const retry = live.filter((i) => batch.triesOf(i) < attempts);
+      if (retry.length > 0) {
+        this.#backoff(batch, retry, error, "batch");
+        rest = live.filter((i) => batch.triesOf(i) >= attempts);
+      }
+    }
+    if (usable && this.#splitOnError && rest.length > 0 && this.#itemsOf(batch, rest) > 1) {
+      this.#split(batch, rest, error);
+      rest = [];
+    }
+    for (const i of rest) rejectCaller(entries[i] as Entry, error);
+    this.#rejected.error += rest.length;
+    this.#finish(batch, 0, rest.length, true, error);
   }
 
-  /** Bookkeeping once a batch's callers are settled: frees its slot and moves on. */
-  #finish(batch: Batch<T>, resolved: number, failed: boolean, error: unknown): void {
+  /** How many distinct items the callers at `callers` share. */
+  #itemsOf(batch: Batch<T>, callers: readonly number[]): number {
+    const slots = batch.slots;
+    if (slots === undefined) return callers.length;
+    return new Set(callers.map((i) => slots[i])).size;
+  }
+
+  /**
+   * Hands the callers at `callers` over to a new batch made from `batch` (they stay in flight,
+   * under the same cohorts): `batch` no longer settles them.
+   */
+  #handOver(
+    batch: Batch<T>,
+    callers: readonly number[],
+    reason: BatchStartReason,
+    addTries: number,
+  ): Batch<T> {
+    const part = batch.subset(callers, addTries);
+    const next = new Batch(
+      this.#nextBatchId++,
+      reason,
+      part,
+      batch.key,
+      part.weights === undefined ? batch.weight : part.weight,
+    );
+    next.parentId = batch.id;
+    for (const i of callers) {
+      batch.entries[i] = CANCELLED;
+      const run = batch.runAt(i);
+      if (run !== undefined) run.cancelled++;
+    }
+    // A pending flush() waits for these callers too.
+    const waiters = batch.waiters;
+    if (waiters !== undefined) {
+      next.waiters = [...waiters];
+      for (const waiter of waiters) waiter.pending++;
+    }
+    this.#running.add(next);
+    this.#inFlight += next.size;
+    return next;
+  }
+
+  /** Retries the callers at `callers` of `batch` after the backoff their failure earns. */
+  #backoff(
+    batch: Batch<T>,
+    callers: readonly number[],
+    error: unknown,
+    scope: "batch" | "item",
+  ): void {
+    const policy = this.#retry as ResolvedRetry;
+    let failedTry = 1;
+    for (const i of callers) failedTry = Math.max(failedTry, batch.triesOf(i));
+    let delay: number;
+    try {
+      delay = Number(policy.delay(failedTry, error));
+    } catch {
+      delay = 0;
+    }
+    if (!(delay > 0)) delay = 0; // NaN or negative: no wait
+    if (delay > policy.maxDelay) delay = policy.maxDelay;
+    if (policy.jitter) delay = Math.random() * delay;
+    const next = this.#handOver(batch, callers, "retry", 1);
+    next.phase = Phase.Backoff;
+    next.requeue = scope === "item";
+    this.#retries += next.size;
+    next.timer = this.#time.clock.setTimeout(() => this.#wake(next), delay);
+    if (this.#logger !== undefined) {
+      this.#log({
+        type: "retry",
+        batcher: this.#name,
+        batchId: batch.id,
+        scope,
+        size: next.items.length,
+        attempt: failedTry + 1,
+        delayMs: delay,
+      });
+    }
+    if (this.#events?.has("retry") === true) {
+      this.#events.emit("retry", {
+        batcher: this.#name,
+        batchId: batch.id,
+        key: batch.key,
+        scope,
+        size: next.items.length,
+        attempt: failedTry + 1,
+        delay,
+        error,
+      });
+    }
+  }
+
+  /** The backoff of a retry is over: it waits for a slot, or its items rejoin their queue. */
+  #wake(batch: Batch<T>): void {
+    batch.timer = undefined;
+    if (batch.done) return;
+    if (batch.requeue) {
+      this.#requeue(batch);
+    } else {
+      batch.phase = Phase.Ready;
+      this.#retryReady.push(batch);
+    }
+    this.#pump(false);
+    this.#checkIdle();
+  }
+
+  /**
+   * Items whose own result was an `Error` go back to their lane, ahead of every priority, with
+   * their tries so far. Their callers keep their signals and deadlines, under new cohorts (the
+   * old ones keep the queue positions of their other items).
+   */
+  #requeue(batch: Batch<T>): void {
+    const lane = this.#laneFor(batch.key);
+    const queue = lane.queueFor(Number.POSITIVE_INFINITY);
+    const fresh = new Map<Cohort, Cohort>();
+    const entries = batch.entries;
+    for (let i = 0; i < entries.length; i++) {
+      const entry = entries[i] as Entry;
+      if (entry === CANCELLED) continue;
+      const slot = batch.slots === undefined ? i : (batch.slots[i] as number);
+      const old = batch.runAt(i)?.cohort;
+      let cohort: Cohort | undefined;
+      if (old !== undefined) {
+        cohort = fresh.get(old);
+        if (cohort === undefined) {
+          cohort = new Cohort(old.signal, old.duration);
+          cohort.lane = lane as Lane<unknown>;
+          cohort.queue = queue as ItemQueue<unknown>;
+          cohort.start = queue.tailPos;
+          cohort.sealed = true;
+          fresh.set(old, cohort);
+          if (old.signal !== undefined) {
+            this.#signals ??= new SignalRegistry(this.#cancel);
+            this.#signals.add(cohort, old.signal);
+          }
+          if (old.timeoutList !== undefined) {
+            cohort.deadline = old.deadline;
+            this.#timeouts ??= new TimeoutSchedule(this.#time, this.#cancel);
+            this.#timeouts.readd(cohort);
+          }
+        }
+        cohort.live++;
+        cohort.end = queue.tailPos + 1;
+        if (--old.live === 0 && old.state === CohortState.Admitted) old.detach();
+      }
+      this.#push(
+        lane,
+        queue,
+        batch.items[slot] as T,
+        entry,
+        batch.weights === undefined ? 0 : (batch.weights[slot] as number),
+        cohort,
+        batch.keys?.[i],
+        batch.triesOf(i),
+      );
+      entries[i] = CANCELLED;
+    }
+    // A pending flush() that waited for these items waits for them in the queue.
+    const waiters = batch.waiters;
+    if (waiters !== undefined) {
+      for (const waiter of waiters) waiter.until = Math.max(waiter.until, this.#seq);
+      this.#flushSeq = Math.max(this.#flushSeq, this.#seq);
+    }
+    batch.cohorts = undefined; // its cohorts' accounting moved to the new ones
+    this.#finish(batch, 0, 0, false, undefined);
+  }
+
+  /** `splitOnError`: the callers at `callers` try again in two halves, by item. */
+  #split(batch: Batch<T>, callers: readonly number[], error: unknown): void {
+    const slots = batch.slots;
+    const itemOf = (i: number) => (slots === undefined ? i : (slots[i] as number));
+    const items = [...new Set(callers.map(itemOf))];
+    const firstHalf = new Set(items.slice(0, Math.ceil(items.length / 2)));
+    const a = callers.filter((i) => firstHalf.has(itemOf(i)));
+    const b = callers.filter((i) => !firstHalf.has(itemOf(i)));
+    this.#splits++;
+    if (this.#events?.has("split") === true) {
+      this.#events.emit("split", {
+        batcher: this.#name,
+        batchId: batch.id,
+        key: batch.key,
+        size: items.length,
+        error,
+      });
+    }
+    for (const half of [a, b]) {
+      const next = this.#handOver(batch, half, "split", 0);
+      next.phase = Phase.Ready;
+      this.#retryReady.push(next);
+    }
+  }
+
+  /**
+   * Bookkeeping once a batch's callers are settled (or handed over): frees its slot and moves
+   * on. `failed`: the batch function threw, with `error`.
+   */
+  #finish(
+    batch: Batch<T>,
+    resolved: number,
+    rejected: number,
+    failed: boolean,
+    error: unknown,
+  ): void {
     batch.done = true;
     batch.entries = NO_ENTRIES;
+    if (batch.timer !== undefined) {
+      this.#time.clock.clearTimeout(batch.timer);
+      batch.timer = undefined;
+    }
     const runs = batch.cohorts;
     if (runs !== undefined) {
       // Their callers are settled: a cohort with nobody left stops listening and timing.
@@ -927,18 +1539,42 @@ export class Engine<T, R> {
     }
     this.#running.remove(batch);
     this.#inFlight -= batch.size;
-    if (this.#logger !== undefined) {
-      this.#log({
-        type: "batchDone",
-        batcher: this.#name,
-        batchId: batch.id,
-        size: batch.size,
-        durationMs: this.#time.clock.now() - batch.startedAt,
-        outcome: failed ? "error" : "ok",
-        resolved,
-        rejected: batch.size - resolved,
-        ...(failed ? { error } : {}),
-      });
+    if (batch.busy) {
+      batch.busy = false;
+      this.#busy--;
+    }
+    this.#resolved += resolved;
+    const started = !Number.isNaN(batch.startedAt);
+    if (started) {
+      const duration = this.#time.now() - batch.startedAt;
+      this.#durations.record(duration);
+      if (this.#logger !== undefined) {
+        this.#log({
+          type: "batchDone",
+          batcher: this.#name,
+          batchId: batch.id,
+          size: batch.items.length,
+          durationMs: duration,
+          outcome: failed ? "error" : "ok",
+          resolved,
+          rejected,
+          ...(failed ? { error } : {}),
+        });
+      }
+      if (this.#events?.has("batchEnd") === true) {
+        this.#events.emit("batchEnd", {
+          batcher: this.#name,
+          batchId: batch.id,
+          key: batch.key,
+          size: batch.items.length,
+          duration,
+          resolved,
+          rejected,
+          retried: batch.size - batch.cancelled - resolved - rejected,
+          error: failed ? error : undefined,
+          failed,
+        });
+      }
     }
     const waiters = batch.waiters;
     if (waiters !== undefined) {
@@ -969,6 +1605,10 @@ export class Engine<T, R> {
     if (idle.length > 0) {
       this.#idleWaiters = [];
       for (const resolve of idle) resolve();
+    }
+    if (this.#active) {
+      this.#active = false;
+      if (this.#events?.has("idle") === true) this.#events.emit("idle", { batcher: this.#name });
     }
     if (this.#state === State.Stopping) this.#stopped(false);
   }
@@ -1020,7 +1660,7 @@ export class Engine<T, R> {
           if (queue.entryAt(pos) === undefined || queue.weightAt(pos) <= max) continue;
           const weight = queue.weightAt(pos);
           const cohort = queue.cohortAt(pos);
-          rejected.push([queue.remove(pos) as Entry, weight]);
+          rejected.push([this.#removeAt(lane, queue, pos) as Entry, weight]);
           if (cohort !== undefined && --cohort.live === 0) cohort.detach();
           this.#queued--;
           lane.size--;
@@ -1037,7 +1677,9 @@ export class Engine<T, R> {
         rejected.push([waiter.resolve, waiter.weight]);
       }
     }
-    for (const [entry, weight] of rejected) rejectCaller(entry, new ItemTooLargeError(weight, max));
+    for (const [entry, weight] of rejected) {
+      this.#leave("tooLarge", [entry], new ItemTooLargeError(weight, max));
+    }
     if (this.#flushWaiters.length > 0) this.#settleFlushWaiters();
   }
 
@@ -1124,6 +1766,8 @@ export class Engine<T, R> {
     const entries: Entry[] = [];
     for (const lane of this.#lanes.clear()) {
       for (const queue of lane.queues) for (const entry of queue.drain()) entries.push(entry);
+      lane.dedupe?.clear();
+      lane.distinctWeight = 0;
       lane.size = 0;
       lane.refresh();
     }
@@ -1140,11 +1784,20 @@ export class Engine<T, R> {
     this.#waiting = 0;
     const batches = this.#running.clear();
     this.#ready.length = 0;
+    this.#retryReady = [];
     this.#inFlight = 0;
-    rejectAll(entries, error);
+    this.#busy = 0;
+    for (const batch of batches) {
+      for (const entry of batch.entries) if (entry !== CANCELLED) entries.push(entry);
+    }
+    this.#leave("stopped", entries, error);
     for (const batch of batches) {
       batch.done = true;
-      rejectAll(batch.entries, error);
+      batch.busy = false;
+      if (batch.timer !== undefined) {
+        this.#time.clock.clearTimeout(batch.timer);
+        batch.timer = undefined;
+      }
       batch.entries = NO_ENTRIES;
       batch.abort(error);
     }

@@ -16,18 +16,66 @@ export class Lane<T> implements HeapNode {
   queues: ItemQueue<T>[];
   readonly q0: ItemQueue<T>;
   readonly #weighted: boolean;
+  readonly #keyed: boolean;
   /** Waiting items, over all priorities. */
   size = 0;
+  /**
+   * With `dedupe`: the waiting callers per result key, with the weight the key counts for (its
+   * first item's). A batch counts a key once, so the lane is full by distinct keys.
+   */
+  readonly dedupe: Map<unknown, { count: number; weight: number }> | undefined;
+  /** With `dedupe`: the total weight of the distinct keys waiting. */
+  distinctWeight = 0;
   /** Sequence number and arrival time of the oldest waiting item; kept by `refresh()`. */
   oldestSeq = Number.POSITIVE_INFINITY;
   oldestArrival = 0;
 
-  constructor(key: string | number | undefined, weighted: boolean) {
+  constructor(key: string | number | undefined, weighted: boolean, keyed = false, dedupe = false) {
     this.key = key;
     this.#weighted = weighted;
+    this.#keyed = keyed;
     // With keys, every queue's items interleave with other keys'; without, only other priorities'.
-    this.q0 = new ItemQueue<T>(0, weighted, key !== undefined);
+    this.q0 = new ItemQueue<T>(0, weighted, key !== undefined, keyed);
     this.queues = [this.q0];
+    this.dedupe = dedupe ? new Map() : undefined;
+  }
+
+  /** Whether retried items wait here (in the queue ahead of every priority): the lane is due. */
+  get retrying(): boolean {
+    const first = this.queues[0] as ItemQueue<T>;
+    return first.priority === Number.POSITIVE_INFINITY && first.size > 0;
+  }
+
+  /** Items a batch of everything waiting would hold: callers, or distinct keys with `dedupe`. */
+  get count(): number {
+    return this.dedupe === undefined ? this.size : this.dedupe.size;
+  }
+
+  /** Weight a batch of everything waiting would have. */
+  get batchWeight(): number {
+    return this.dedupe === undefined ? this.weight : this.distinctWeight;
+  }
+
+  /** With `dedupe`: a caller of `key` joined the lane. */
+  countKey(key: unknown, weight: number): void {
+    const dedupe = this.dedupe as Map<unknown, { count: number; weight: number }>;
+    const found = dedupe.get(key);
+    if (found !== undefined) {
+      found.count++;
+      return;
+    }
+    dedupe.set(key, { count: 1, weight });
+    this.distinctWeight += weight;
+  }
+
+  /** With `dedupe`: a caller of `key` left the lane (taken, aborted, dropped). */
+  uncountKey(key: unknown): void {
+    const dedupe = this.dedupe as Map<unknown, { count: number; weight: number }>;
+    const found = dedupe.get(key);
+    if (found === undefined) return;
+    if (--found.count > 0) return;
+    dedupe.delete(key);
+    this.distinctWeight = dedupe.size === 0 ? 0 : this.distinctWeight - found.weight;
   }
 
   /** Total weight of the waiting items (0 without `weigh`). */
@@ -47,7 +95,7 @@ export class Lane<T> implements HeapNode {
     while (i < queues.length && (queues[i] as ItemQueue<T>).priority > priority) i++;
     const found = queues[i];
     if (found !== undefined && found.priority === priority) return found;
-    const queue = new ItemQueue<T>(priority, this.#weighted, true);
+    const queue = new ItemQueue<T>(priority, this.#weighted, true, this.#keyed);
     queues.splice(i, 0, queue);
     return queue;
   }
@@ -92,13 +140,19 @@ export class Lane<T> implements HeapNode {
    * Takes the next batch: highest priorities first, up to `maxCount` items, stopping before the
    * first item that would push the batch over `maxWeight`. `minSeq` is the oldest item taken.
    */
-  take(maxCount: number, maxWeight: number): Taken<T> & { minSeq: number } {
+  take(maxCount: number, maxWeight: number, withWeights = false): Taken<T> & { minSeq: number } {
+    const dedupe = this.dedupe;
     // Empty placeholders: the first queue taken from hands over its own arrays.
     const taken: Taken<T> & { minSeq: number } = {
       items: NO_ITEMS as T[],
       entries: NO_ENTRIES,
       weight: 0,
       cohorts: undefined,
+      keys: undefined,
+      slots: dedupe === undefined ? undefined : [],
+      seen: dedupe === undefined ? undefined : new Map(),
+      tries: undefined,
+      weights: withWeights ? [] : undefined,
       minSeq: 0,
     };
     let minSeq = Number.POSITIVE_INFINITY;
@@ -106,9 +160,9 @@ export class Lane<T> implements HeapNode {
       if (queue.size === 0) continue;
       if (taken.items.length >= maxCount) break;
       const head = queue.headSeq();
-      const before = taken.items.length;
+      const before = taken.entries.length;
       queue.take(maxCount, maxWeight, taken);
-      const count = taken.items.length - before;
+      const count = taken.entries.length - before;
       if (count === 0) break; // its first item does not fit the weight left
       if (head < minSeq) minSeq = head;
       this.size -= count;
@@ -116,6 +170,11 @@ export class Lane<T> implements HeapNode {
       if (queue.size > 0) break;
     }
     taken.minSeq = minSeq;
+    if (dedupe !== undefined) {
+      const keys = taken.keys as unknown[];
+      for (let i = 0; i < keys.length; i++) this.uncountKey(keys[i]);
+      taken.seen = undefined;
+    }
     return taken;
   }
 }

@@ -9,7 +9,11 @@ export type Entry = Settle;
 /** Past this many consumed slots at the front, and over half the array, the arrays are compacted. */
 const COMPACT_AT = 4096;
 
-/** What a cut takes off the queues, filled queue by queue. */
+/**
+ * What a cut takes off the queues, filled queue by queue. `items` (and `weights`) are per item
+ * handed to the batch function; `entries` (and `keys`, `slots`, `tries`) per caller. They are
+ * the same but with `dedupe`, where callers whose key was taken already share its item.
+ */
 export interface Taken<T> {
   items: T[];
   entries: Entry[];
@@ -17,6 +21,15 @@ export interface Taken<T> {
   weight: number;
   /** Which positions of `entries` came from which cohort, if any did. */
   cohorts: CohortRun[] | undefined;
+  /** Each caller's result key, with `keyOf`. */
+  keys: unknown[] | undefined;
+  /** With `dedupe`: each caller's index in `items`; and the key of each item taken so far. */
+  slots: number[] | undefined;
+  seen: Map<unknown, number> | undefined;
+  /** Tries each caller's item has had, when some had any (retried items). */
+  tries: number[] | undefined;
+  /** Each item's weight, when asked for (a batch that may be retried or split needs them). */
+  weights: number[] | undefined;
 }
 
 /**
@@ -45,6 +58,10 @@ export class ItemQueue<T> {
   #entries: (Entry | undefined)[] = [];
   /** Per-item weights, with `weigh` only. */
   #weights: number[] | undefined;
+  /** Per-item result keys, with `keyOf` only. */
+  #keys: unknown[] | undefined;
+  /** Per-item tries so far, in the queue of retried items only. */
+  #tries: number[] | undefined;
   /** Index in the arrays of the oldest waiting item. */
   #head = 0;
   /** Position of `#items[0]`. */
@@ -72,10 +89,13 @@ export class ItemQueue<T> {
    */
   #seqs: number[] | undefined;
 
-  constructor(priority: number, weighted: boolean, interleaved = false) {
+  constructor(priority: number, weighted: boolean, interleaved = false, keyed = false) {
     this.priority = priority;
     this.#weights = weighted ? [] : undefined;
     this.#seqs = interleaved ? [] : undefined;
+    this.#keys = keyed ? [] : undefined;
+    // Retried items rejoin their lane in a queue of their own, ahead of every priority.
+    this.#tries = priority === Number.POSITIVE_INFINITY ? [] : undefined;
   }
 
   get size(): number {
@@ -94,6 +114,8 @@ export class ItemQueue<T> {
     seq: number,
     weight: number,
     cohort: Cohort | undefined,
+    key?: unknown,
+    tries?: number,
   ): void {
     const runs = this.#runs;
     const seqs = this.#seqs;
@@ -118,6 +140,8 @@ export class ItemQueue<T> {
       this.#weights.push(weight);
       this.weight += weight;
     }
+    if (this.#keys !== undefined) this.#keys.push(key);
+    if (this.#tries !== undefined) this.#tries.push(tries ?? 1);
   }
 
   /**
@@ -185,6 +209,11 @@ export class ItemQueue<T> {
     return this.#weights === undefined ? 0 : (this.#weights[pos - this.#base] as number);
   }
 
+  /** The result key of the item at `pos`, which must still be waiting (with `keyOf`). */
+  keyAt(pos: number): unknown {
+    return this.#keys === undefined ? undefined : this.#keys[pos - this.#base];
+  }
+
   /** Takes the item at `pos` out of the queue early and returns its entry. */
   remove(pos: number): Entry | undefined {
     const index = pos - this.#base;
@@ -205,13 +234,23 @@ export class ItemQueue<T> {
   take(maxCount: number, maxWeight: number, taken: Taken<T>): void {
     const head = this.#head;
     const length = this.#items.length;
-    if (taken.items.length === 0 && this.#holes === 0 && this.#weights === undefined) {
+    if (
+      taken.items.length === 0 &&
+      this.#holes === 0 &&
+      this.#weights === undefined &&
+      this.#tries === undefined &&
+      taken.seen === undefined
+    ) {
       // The hot path: a FIFO without holes or weights, handed over by slice (or whole).
       const end = head + Math.min(length - head, maxCount);
       this.#collectCohorts(head, end, taken);
       if (end === length && head === 0) {
         taken.items = this.#items as T[];
         taken.entries = this.#entries as Entry[];
+        if (this.#keys !== undefined) {
+          taken.keys = this.#keys;
+          this.#keys = [];
+        }
         this.#items = [];
         this.#entries = [];
         this.#reset(length);
@@ -219,16 +258,21 @@ export class ItemQueue<T> {
       }
       taken.items = this.#items.slice(head, end) as T[];
       taken.entries = this.#entries.slice(head, end) as Entry[];
+      if (this.#keys !== undefined) taken.keys = this.#keys.slice(head, end);
       this.#advance(end);
       return;
     }
-    if (taken.items.length === 0) {
+    if (taken.entries.length === 0) {
       taken.items = []; // not the caller's empty placeholders: they are shared
       taken.entries = [];
+      if (this.#keys !== undefined) taken.keys = [];
     }
     const items = this.#items;
     const entries = this.#entries;
     const weights = this.#weights;
+    const keys = this.#keys;
+    const tries = this.#tries;
+    const seen = taken.seen;
     const out = taken.items;
     const runPos = this.#runPos;
     const runs = this.#runs;
@@ -241,18 +285,36 @@ export class ItemQueue<T> {
         i++;
         continue;
       }
-      if (weights !== undefined) {
-        const weight = weights[i] as number;
-        if (out.length > 0 && taken.weight + weight > maxWeight) break;
-        taken.weight += weight;
-        this.weight -= weight;
+      const key = keys === undefined ? undefined : keys[i];
+      // With `dedupe`: a caller whose key is in the batch already shares that item, for free.
+      const slot = seen === undefined ? undefined : seen.get(key);
+      const weight = weights === undefined ? 0 : (weights[i] as number);
+      if (slot === undefined) {
+        if (weights !== undefined) {
+          if (out.length > 0 && taken.weight + weight > maxWeight) break;
+          taken.weight += weight;
+        }
+        if (seen !== undefined) {
+          seen.set(key, out.length);
+          (taken.slots as number[]).push(out.length);
+        }
+        taken.weights?.push(weight);
+        out.push(items[i] as T);
+      } else {
+        (taken.slots as number[]).push(slot);
       }
+      if (weights !== undefined) this.weight -= weight;
       const pos = this.#base + i;
       while (run + 1 < runs && (runPos[run + 1] as number) <= pos) run++;
       const cohort = this.#runCohort[run];
-      if (cohort !== undefined) addToRun(taken, cohort, out.length, 1);
-      out.push(items[i] as T);
+      if (cohort !== undefined) addToRun(taken, cohort, taken.entries.length, 1);
+      if (tries !== undefined && (tries[i] as number) > 1) {
+        taken.tries ??= new Array<number>(taken.entries.length).fill(1);
+      }
+      if (taken.tries !== undefined)
+        taken.tries.push(tries === undefined ? 1 : (tries[i] as number));
       taken.entries.push(entry);
+      taken.keys?.push(key);
       items[i] = undefined;
       entries[i] = undefined;
       i++;
@@ -268,7 +330,7 @@ export class ItemQueue<T> {
     const runs = this.#runs;
     const base = this.#base;
     let run = this.#headRun();
-    const offset = taken.items.length - from;
+    const offset = taken.entries.length - from;
     for (; run < runs; run++) {
       const start = Math.max((runPos[run] as number) - base, from);
       if (start >= to) break;
@@ -316,6 +378,8 @@ export class ItemQueue<T> {
       this.#items.splice(0, index);
       this.#entries.splice(0, index);
       this.#weights?.splice(0, index);
+      this.#keys?.splice(0, index);
+      this.#tries?.splice(0, index);
       this.#seqs?.splice(0, index);
       this.#base += index;
       this.#head = 0;
@@ -332,6 +396,8 @@ export class ItemQueue<T> {
   /** The queue is empty: `length` slots were used since the arrays were last reset. */
   #reset(length: number): void {
     if (this.#seqs !== undefined) this.#seqs = [];
+    if (this.#keys !== undefined && this.#keys.length > 0) this.#keys = [];
+    if (this.#tries !== undefined) this.#tries = [];
     this.#base += length;
     this.#head = 0;
     this.#holes = 0;

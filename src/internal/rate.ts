@@ -17,6 +17,10 @@ export class RateWindow {
     this.#limit = limit;
   }
 
+  get limit(): ResolvedRateLimit {
+    return this.#limit;
+  }
+
   set limit(limit: ResolvedRateLimit) {
     this.#limit = limit;
   }
@@ -35,10 +39,14 @@ export class RateWindow {
     this.#items += count;
   }
 
-  /** When `allowance()` turns positive again. Only call after it returned 0. */
-  nextAt(): number {
+  /**
+   * When `allowance()` reaches `needed` (at most `limit.items`) again. Only call after it was
+   * below that.
+   */
+  nextAt(needed = 1): number {
     const limit = this.#limit;
     const times = this.#times;
+    const counts = this.#counts;
     const interval = limit.interval;
     let at = Number.NEGATIVE_INFINITY;
     const inWindow = times.length - this.#head;
@@ -46,8 +54,12 @@ export class RateWindow {
     if (inWindow >= limit.batches) {
       at = (times[times.length - limit.batches] as number) + interval;
     }
-    // Items: every entry holds at least one, so the first to leave frees some.
-    if (this.#items >= limit.items) at = Math.max(at, (times[this.#head] as number) + interval);
+    // Enough items must leave that `needed` more fit.
+    let items = this.#items;
+    for (let i = this.#head; i < times.length && items > limit.items - needed; i++) {
+      items -= counts[i] as number;
+      at = Math.max(at, (times[i] as number) + interval);
+    }
     return at;
   }
 

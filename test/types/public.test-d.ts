@@ -22,10 +22,12 @@ import {
   type Executor,
   type ItemTimeoutError,
   type ItemTooLargeError,
+  type MissingResultPolicy,
   type ProcessOptions,
   type QueueFullError,
   type QueueFullPolicy,
   type RateLimit,
+  type RetryOptions,
   type StopOptions,
   type TunableOptions,
   type WorkerCrashedError,
@@ -235,6 +237,11 @@ describe("options", () => {
       maxBatchWeight?: number;
       batchKey?(item: unknown): string | number;
       rateLimit?: RateLimit;
+      keyOf?(item: unknown): unknown;
+      onMissingResult?: MissingResultPolicy;
+      dedupe?: boolean;
+      retry?: RetryOptions;
+      splitOnError?: boolean;
       name?: string;
       logger?: BatcherLogger;
       clock?: Clock;
@@ -386,6 +393,7 @@ describe("errors", () => {
       | "ERR_INVALID_INPUT"
       | "ERR_ITEM_TIMEOUT"
       | "ERR_ITEM_TOO_LARGE"
+      | "ERR_MISSING_RESULT"
     >();
     expectTypeOf<ItemTimeoutError["code"]>().toEqualTypeOf<"ERR_ITEM_TIMEOUT">();
     expectTypeOf<ItemTooLargeError["code"]>().toEqualTypeOf<"ERR_ITEM_TOO_LARGE">();
@@ -426,8 +434,12 @@ describe("errors", () => {
 
 describe("log events", () => {
   it("are a union narrowed by type", () => {
-    expectTypeOf<BatcherLogEvent["type"]>().toEqualTypeOf<"batchCut" | "batchDone" | "stop">();
-    expectTypeOf<CutReason>().toEqualTypeOf<"size" | "time" | "flush" | "weight" | "stop">();
+    expectTypeOf<BatcherLogEvent["type"]>().toEqualTypeOf<
+      "batchCut" | "batchDone" | "retry" | "listenerError" | "stop"
+    >();
+    expectTypeOf<CutReason>().toEqualTypeOf<
+      "size" | "time" | "flush" | "weight" | "stop" | "retry"
+    >();
     expectTypeOf<BatcherLogger>().toEqualTypeOf<(event: BatcherLogEvent) => void>();
     const logger: BatcherLogger = (event) => {
       if (event.type === "batchCut") {
@@ -436,6 +448,11 @@ describe("log events", () => {
       } else if (event.type === "batchDone") {
         expectTypeOf(event.outcome).toEqualTypeOf<"ok" | "error">();
         expectTypeOf(event.durationMs).toEqualTypeOf<number>();
+        expectTypeOf(event.error).toEqualTypeOf<unknown>();
+      } else if (event.type === "retry") {
+        expectTypeOf(event.scope).toEqualTypeOf<"batch" | "item">();
+        expectTypeOf(event.delayMs).toEqualTypeOf<number>();
+      } else if (event.type === "listenerError") {
         expectTypeOf(event.error).toEqualTypeOf<unknown>();
       } else {
         expectTypeOf(event.type).toEqualTypeOf<"stop">();

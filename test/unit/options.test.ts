@@ -231,6 +231,8 @@ describe("DEFAULTS", () => {
       onQueueFull: "reject",
       itemTimeout: Infinity,
       maxBatchWeight: Infinity,
+      onMissingResult: "reject",
+      retryDelay: 100,
     });
   });
 

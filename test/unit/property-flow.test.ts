@@ -604,7 +604,7 @@ async function runScenario(s: Scenario): Promise<void> {
         } else if (event.type === "batchDone") {
           next();
           engineRunning--;
-        } else if (event.force) {
+        } else if (event.type === "stop" && event.force) {
           forceSeq = Math.min(forceSeq, next());
           forceTime = Math.min(forceTime, now());
         }

@@ -7,7 +7,17 @@ import { RateWindow } from "../../src/internal/rate.js";
 const noop: Settle = () => {};
 
 function taken<T>(): Taken<T> {
-  return { items: [], entries: [], weight: 0, cohorts: undefined };
+  return {
+    items: [],
+    entries: [],
+    weight: 0,
+    cohorts: undefined,
+    keys: undefined,
+    slots: undefined,
+    seen: undefined,
+    tries: undefined,
+    weights: undefined,
+  };
 }
 
 function take<T>(queue: ItemQueue<T>, count: number, maxWeight = Number.POSITIVE_INFINITY): T[] {
