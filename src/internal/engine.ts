@@ -206,7 +206,7 @@ export class Engine<T, R> {
   readonly #onMissing: MissingResultPolicy;
   readonly #retry: ResolvedRetry | undefined;
   readonly #splitOnError: boolean;
-  /** Batches keep each item's weight, to weigh a retry or a split half. */
+  /** Batches keep each item's weight (with `weigh`), to weigh what is left of them later. */
   readonly #withWeights: boolean;
   /** No option that needs per-item work on admission: `process(item)` takes the short path. */
   #plain: boolean;
@@ -320,8 +320,7 @@ export class Engine<T, R> {
     this.#onMissing = options.onMissingResult;
     this.#retry = options.retry;
     this.#splitOnError = options.splitOnError;
-    this.#withWeights =
-      this.#weigh !== undefined && (this.#retry !== undefined || this.#splitOnError);
+    this.#withWeights = this.#weigh !== undefined;
     this.#plain =
       this.#weigh === undefined &&
       this.#batchKey === undefined &&
@@ -702,7 +701,7 @@ export class Engine<T, R> {
   /** Takes the waiting item at `pos` out of its queue early; returns its caller. */
   #removeAt(lane: Lane<T>, queue: ItemQueue<T>, pos: number): Entry | undefined {
     if (lane.dedupe !== undefined && queue.entryAt(pos) !== undefined) {
-      lane.uncountKey(queue.keyAt(pos));
+      lane.uncountKey(queue.keyAt(pos), queue.weightAt(pos));
     }
     return queue.remove(pos);
   }

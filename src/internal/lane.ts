@@ -20,10 +20,11 @@ export class Lane<T> implements HeapNode {
   /** Waiting items, over all priorities. */
   size = 0;
   /**
-   * With `dedupe`: the waiting callers per result key, with the weight the key counts for (its
-   * first item's). A batch counts a key once, so the lane is full by distinct keys.
+   * With `dedupe`: the weights of the waiting callers, per result key. A batch counts a key once,
+   * with the largest of them (callers of one key normally weigh the same), so the lane is full
+   * by distinct keys.
    */
-  readonly dedupe: Map<unknown, { count: number; weight: number }> | undefined;
+  readonly dedupe: Map<unknown, number[]> | undefined;
   /** With `dedupe`: the total weight of the distinct keys waiting. */
   distinctWeight = 0;
   /** Sequence number and arrival time of the oldest waiting item; kept by `refresh()`. */
@@ -56,28 +57,6 @@ export class Lane<T> implements HeapNode {
     return this.dedupe === undefined ? this.weight : this.distinctWeight;
   }
 
-  /** With `dedupe`: a caller of `key` joined the lane. */
-  countKey(key: unknown, weight: number): void {
-    const dedupe = this.dedupe as Map<unknown, { count: number; weight: number }>;
-    const found = dedupe.get(key);
-    if (found !== undefined) {
-      found.count++;
-      return;
-    }
-    dedupe.set(key, { count: 1, weight });
-    this.distinctWeight += weight;
-  }
-
-  /** With `dedupe`: a caller of `key` left the lane (taken, aborted, dropped). */
-  uncountKey(key: unknown): void {
-    const dedupe = this.dedupe as Map<unknown, { count: number; weight: number }>;
-    const found = dedupe.get(key);
-    if (found === undefined) return;
-    if (--found.count > 0) return;
-    dedupe.delete(key);
-    this.distinctWeight = dedupe.size === 0 ? 0 : this.distinctWeight - found.weight;
-  }
-
   /** Total weight of the waiting items (0 without `weigh`). */
   get weight(): number {
     const queues = this.queues;
@@ -85,6 +64,36 @@ export class Lane<T> implements HeapNode {
     let weight = 0;
     for (const queue of queues) weight += queue.weight;
     return weight;
+  }
+
+  /** With `dedupe`: a caller of `key` weighing `weight` joined the lane. */
+  countKey(key: unknown, weight: number): void {
+    const dedupe = this.dedupe as Map<unknown, number[]>;
+    const weights = dedupe.get(key);
+    if (weights === undefined) {
+      dedupe.set(key, [weight]);
+      this.distinctWeight += weight;
+      return;
+    }
+    const before = maxOf(weights);
+    weights.push(weight);
+    if (weight > before) this.distinctWeight += weight - before;
+  }
+
+  /** With `dedupe`: a caller of `key` weighing `weight` left the lane (taken, aborted, dropped). */
+  uncountKey(key: unknown, weight: number): void {
+    const dedupe = this.dedupe as Map<unknown, number[]>;
+    const weights = dedupe.get(key);
+    if (weights === undefined) return;
+    const before = maxOf(weights);
+    const at = weights.indexOf(weight);
+    weights.splice(at < 0 ? 0 : at, 1);
+    if (weights.length === 0) {
+      dedupe.delete(key);
+      this.distinctWeight = dedupe.size === 0 ? 0 : this.distinctWeight - before;
+      return;
+    }
+    this.distinctWeight -= before - maxOf(weights);
   }
 
   /** The FIFO of one priority, made on first use. */
@@ -153,6 +162,7 @@ export class Lane<T> implements HeapNode {
       seen: dedupe === undefined ? undefined : new Map(),
       tries: undefined,
       weights: withWeights ? [] : undefined,
+      callerWeights: dedupe !== undefined && this.#weighted ? [] : undefined,
       minSeq: 0,
     };
     let minSeq = Number.POSITIVE_INFINITY;
@@ -172,9 +182,19 @@ export class Lane<T> implements HeapNode {
     taken.minSeq = minSeq;
     if (dedupe !== undefined) {
       const keys = taken.keys as unknown[];
-      for (let i = 0; i < keys.length; i++) this.uncountKey(keys[i]);
+      const weights = taken.callerWeights;
+      for (let i = 0; i < keys.length; i++) {
+        this.uncountKey(keys[i], weights === undefined ? 0 : (weights[i] as number));
+      }
       taken.seen = undefined;
+      taken.callerWeights = undefined;
     }
     return taken;
   }
+}
+
+function maxOf(values: readonly number[]): number {
+  let max = 0;
+  for (const value of values) if (value > max) max = value;
+  return max;
 }

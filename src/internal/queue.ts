@@ -28,8 +28,10 @@ export interface Taken<T> {
   seen: Map<unknown, number> | undefined;
   /** Tries each caller's item has had, when some had any (retried items). */
   tries: number[] | undefined;
-  /** Each item's weight, when asked for (a batch that may be retried or split needs them). */
+  /** Each item's weight, with `weigh` (to weigh what is left of a batch later). */
   weights: number[] | undefined;
+  /** With `dedupe` and `weigh`: each caller's weight, for the lane's count of keys. */
+  callerWeights?: number[] | undefined;
 }
 
 /**
@@ -304,6 +306,7 @@ export class ItemQueue<T> {
         (taken.slots as number[]).push(slot);
       }
       if (weights !== undefined) this.weight -= weight;
+      taken.callerWeights?.push(weight);
       const pos = this.#base + i;
       while (run + 1 < runs && (runPos[run + 1] as number) <= pos) run++;
       const cohort = this.#runCohort[run];
