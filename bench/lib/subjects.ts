@@ -44,7 +44,9 @@ export type SubjectId =
   | "ours-signal"
   | "ours-keys"
   | "ours-priority"
-  | "ours-weigh";
+  | "ours-weigh"
+  | "ours-keyof"
+  | "ours-events";
 
 /** What the report says about a subject; recorded in the results so the report needs nothing else. */
 export interface SubjectInfo {
@@ -323,6 +325,7 @@ function oursWith(
     batcher: Record<string, unknown>;
     call?: (key: number) => import("async-batcher").ProcessOptions;
   },
+  setup?: (batcher: import("async-batcher").AsyncBatcher<number, number>) => unknown,
 ): Subject {
   return {
     id,
@@ -341,6 +344,7 @@ function oursWith(
           concurrency: Number.POSITIVE_INFINITY,
           ...extraOptions,
         });
+        setup?.(batcher);
         return call === undefined
           ? { process: (key) => batcher.process(key) }
           : { process: (key) => batcher.process(key, call(key)) };
@@ -385,6 +389,30 @@ export const VARIANTS: readonly Subject[] = [
     "`weigh: () => 1` with `maxBatchWeight: 1e9`: every item weighed, the weight never the limit.",
     "weigh: () => 1, maxBatchWeight: 1e9",
     () => ({ batcher: { weigh: () => 1, maxBatchWeight: 1e9 } }),
+  ),
+  oursWith(
+    "ours-keyof",
+    "ours + keyOf",
+    "`keyOf: (key) => key`: every item's result key taken and kept (results still by position).",
+    "keyOf: (key) => key",
+    () => ({ batcher: { keyOf: (key: number) => key } }),
+  ),
+  oursWith(
+    "ours-events",
+    "ours + a listener on every event",
+    "A listener on each of `batchStart`, `batchEnd`, `retry`, `split`, `drop` and `idle`, counting what it receives.",
+    "}) with batcher.on(event, count) for every event",
+    () => ({ batcher: {} }),
+    (batcher) => {
+      let seen = 0;
+      const count = () => {
+        seen++;
+      };
+      for (const event of ["batchStart", "batchEnd", "retry", "split", "drop", "idle"] as const) {
+        batcher.on(event, count);
+      }
+      return () => seen;
+    },
   ),
 ];
 

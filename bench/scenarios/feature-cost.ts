@@ -33,6 +33,8 @@ const VARIANT_IDS: readonly SubjectId[] = [
   "ours-keys",
   "ours-priority",
   "ours-weigh",
+  "ours-keyof",
+  "ours-events",
 ];
 
 /** The issue's targets, by variant: at most this many times plain. */
@@ -42,6 +44,10 @@ const TARGETS: Partial<Record<SubjectId, { at: number; text: string }>> = {
     text: "one shared `AbortSignal` and an `itemTimeout` on every item: at most 1.5× plain",
   },
   "ours-keys": { at: 1.3, text: "a `batchKey` spreading items over 10 keys: at most 1.3× plain" },
+  "ours-events": {
+    at: 1.1,
+    text: "a listener on every event: at most 1.1× plain (events are per batch, not per item)",
+  },
 };
 
 export default defineScenario<unknown, Result>({
@@ -136,10 +142,10 @@ export default defineScenario<unknown, Result>({
     return [
       {
         measure: "feature cost (scenario 1 with a feature on every item), × plain",
-        ours: `signal + timeout ${x("ours-signal")}, 10 keys ${x("ours-keys")}, priorities ${x("ours-priority")}, weigh ${x("ours-weigh")}`,
+        ours: `signal + timeout ${x("ours-signal")}, 10 keys ${x("ours-keys")}, priorities ${x("ours-priority")}, weigh ${x("ours-weigh")}, keyOf ${x("ours-keyof")}, listeners on every event ${x("ours-events")}`,
         dataloader: "–",
         floor: "–",
-        target: `signal ≤ 1.5×: ${targetStatus(result, 0)}; keys ≤ 1.3×: ${targetStatus(result, 1)}`,
+        target: `signal ≤ 1.5×: ${targetStatus(result, 0)}; keys ≤ 1.3×: ${targetStatus(result, 1)}; events ≤ 1.1×: ${targetStatus(result, 2)}`,
       },
     ];
   },
