@@ -243,8 +243,9 @@ export interface BatcherOptions<T = unknown, R = never> {
   onMissingResult?: MissingResultPolicy;
   /**
    * Needs `keyOf`. Items with the same key in one batch reach the batch function once (the first
-   * one), count once toward `maxBatchSize` and `maxBatchWeight`, and every caller gets that
-   * result. An abort or timeout of one caller does not cancel the item for the others.
+   * one in the batch's order), count once toward `maxBatchSize` and `maxBatchWeight` (with the
+   * heaviest weight among them), and every caller gets that result. An abort or timeout of one
+   * caller does not cancel the item for the others. Nothing is cached across batches.
    * @default false
    */
   dedupe?: boolean;
