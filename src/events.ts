@@ -73,9 +73,12 @@ export interface BatchEndEvent {
   readonly rejected: number;
   /** Callers handed on to a retry or a split batch instead of settling. */
   readonly retried: number;
-  /** What the batch function threw or rejected with, if it did. */
+  /** What the batch function threw or rejected with, or the `BatcherStoppedError` of a force stop. */
   readonly error: unknown;
-  /** `true` when the batch function threw (or returned something unusable). */
+  /**
+   * `true` when the batch function threw (or returned something unusable), or when a force stop
+   * ended the batch while it ran (its callers rejected with the stop's error).
+   */
   readonly failed: boolean;
 }
 

@@ -158,6 +158,9 @@ function optionError(
 
 const NO_ENTRIES: Entry[] = [];
 
+/** The longest a host timer waits: a longer delay fires at once (Node.js makes it 1 ms). */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
 function badKey(key: unknown): InvalidInputError {
   return new InvalidInputError(
     "key",
@@ -726,8 +729,11 @@ export class Engine<T, R> {
   /** A lane holds a full batch: cut it now if a slot is free. */
   #laneFull(lane: Lane<T>): void {
     if (this.#keys !== undefined) this.#full.add(lane); // one lane: it is the oldest anyway
-    if (this.#busy < this.#concurrency) this.#pump(true);
+    if (this.#busy < this.#concurrency && !this.#requeuing) this.#pump(true);
   }
+
+  /** Retried items are being put back: no batch is cut until they all are. */
+  #requeuing = false;
 
   /** After items left a lane: its place in the heap, and with keys in `#full` and `#keys`. */
   #laneChanged(lane: Lane<T>): void {
@@ -1011,54 +1017,72 @@ export class Engine<T, R> {
     if (this.#pumping) return;
     this.#pumping = true;
     try {
-      // Retries and split halves go first: their items are older than anything queued.
-      const retries = this.#retryReady;
-      while (retries.length > 0 && this.#busy < this.#concurrency) {
-        const batch = retries[0] as Batch<T>;
-        if (batch.done) {
-          retries.shift();
-          continue;
-        }
-        const rate = this.#rate;
-        if (rate !== undefined) {
-          const allowed = rate.allowance(this.#time.now());
-          // A retry is not cut smaller: it waits until the quota can take it (or a full quota).
-          if (allowed === 0 || (allowed < batch.items.length && allowed < rate.limit.items)) {
-            this.#timer.arm(rate.nextAt(Math.min(batch.items.length, rate.limit.items)));
-            return;
-          }
-          rate.record(this.#time.now(), batch.items.length);
-        }
-        retries.shift();
-        batch.busy = true;
-        this.#busy++;
-        this.#dispatch(batch, fromUser);
-      }
-      while (this.#queued > 0 && this.#busy < this.#concurrency && retries.length === 0) {
-        const lane = this.#pick();
-        if (lane === undefined) {
-          const oldest = this.#lanes.peek();
-          if (oldest !== undefined) this.#scheduleLane(oldest);
-          break;
-        }
-        let maxCount = this.#maxBatchSize;
-        const rate = this.#rate;
-        if (rate !== undefined) {
-          const allowed = rate.allowance(this.#time.now());
-          if (allowed === 0) {
-            this.#timer.arm(rate.nextAt(1));
-            break;
-          }
-          if (allowed < maxCount) maxCount = allowed;
-        }
-        const batch = this.#cut(lane, this.#pickedReason, maxCount);
-        rate?.record(this.#time.now(), batch.items.length);
-        this.#dispatch(batch, fromUser);
-        if (this.#waiting > 0) this.#admit();
-      }
+      // A batch started here may fail synchronously and leave split halves: go round again.
+      while (this.#pumpRetries(fromUser) && this.#pumpLanes(fromUser)) {}
     } finally {
       this.#pumping = false;
     }
+  }
+
+  /**
+   * Starts the retries and split halves waiting for a slot: their items are older than anything
+   * queued, so they go first. Returns whether none is left waiting.
+   */
+  #pumpRetries(fromUser: boolean): boolean {
+    const retries = this.#retryReady;
+    while (retries.length > 0 && this.#busy < this.#concurrency) {
+      const batch = retries[0] as Batch<T>;
+      if (batch.done) {
+        retries.shift();
+        continue;
+      }
+      const rate = this.#rate;
+      if (rate !== undefined) {
+        const allowed = rate.allowance(this.#time.now());
+        // A retry is not cut smaller: it waits until the quota can take it (or a full quota).
+        if (allowed === 0 || (allowed < batch.items.length && allowed < rate.limit.items)) {
+          this.#timer.arm(rate.nextAt(Math.min(batch.items.length, rate.limit.items)));
+          return false;
+        }
+        rate.record(this.#time.now(), batch.items.length);
+      }
+      retries.shift();
+      batch.busy = true;
+      this.#busy++;
+      this.#dispatch(batch, fromUser);
+    }
+    return retries.length === 0;
+  }
+
+  /**
+   * Cuts due batches while a slot is free and no retry waits. Returns whether a batch started
+   * here left retries or split halves waiting, and a slot is free for them.
+   */
+  #pumpLanes(fromUser: boolean): boolean {
+    const retries = this.#retryReady;
+    while (this.#queued > 0 && this.#busy < this.#concurrency && retries.length === 0) {
+      const lane = this.#pick();
+      if (lane === undefined) {
+        const oldest = this.#lanes.peek();
+        if (oldest !== undefined) this.#scheduleLane(oldest);
+        break;
+      }
+      let maxCount = this.#maxBatchSize;
+      const rate = this.#rate;
+      if (rate !== undefined) {
+        const allowed = rate.allowance(this.#time.now());
+        if (allowed === 0) {
+          this.#timer.arm(rate.nextAt(1));
+          break;
+        }
+        if (allowed < maxCount) maxCount = allowed;
+      }
+      const batch = this.#cut(lane, this.#pickedReason, maxCount);
+      rate?.record(this.#time.now(), batch.items.length);
+      this.#dispatch(batch, fromUser);
+      if (this.#waiting > 0) this.#admit();
+    }
+    return retries.length > 0 && this.#busy < this.#concurrency;
   }
 
   /** Starts a batch that holds a slot: now, or on the next microtask when `fromUser`. */
@@ -1310,20 +1334,15 @@ export class Engine<T, R> {
         rest = live.filter((i) => batch.triesOf(i) >= attempts);
       }
     }
-    if (usable && this.#splitOnError && rest.length > 0 && this.#itemsOf(batch, rest) > 1) {
+    // Split whenever the batch held more than one item: the item at fault may be one whose
+    // caller has left, and those still waiting deserve a try without it.
+    if (usable && this.#splitOnError && rest.length > 0 && batch.items.length > 1) {
       this.#split(batch, rest, error);
       rest = [];
     }
     for (const i of rest) rejectCaller(entries[i] as Entry, error);
     this.#rejected.error += rest.length;
     this.#finish(batch, 0, rest.length, true, error);
-  }
-
-  /** How many distinct items the callers at `callers` share. */
-  #itemsOf(batch: Batch<T>, callers: readonly number[]): number {
-    const slots = batch.slots;
-    if (slots === undefined) return callers.length;
-    return new Set(callers.map((i) => slots[i])).size;
   }
 
   /**
@@ -1384,7 +1403,7 @@ export class Engine<T, R> {
     next.phase = Phase.Backoff;
     next.requeue = scope === "item";
     this.#retries += next.size;
-    next.timer = this.#time.clock.setTimeout(() => this.#wake(next), delay);
+    this.#sleep(next, delay);
     if (this.#logger !== undefined) {
       this.#log({
         type: "retry",
@@ -1408,6 +1427,15 @@ export class Engine<T, R> {
         error,
       });
     }
+  }
+
+  /** Wakes `batch` after `ms`; host timers wait at most 2^31-1 ms at once, so longer ones chain. */
+  #sleep(batch: Batch<T>, ms: number): void {
+    const step = Math.min(ms, MAX_TIMER_MS);
+    batch.timer = this.#time.clock.setTimeout(() => {
+      if (ms > step) this.#sleep(batch, ms - step);
+      else this.#wake(batch);
+    }, step);
   }
 
   /** The backoff of a retry is over: it waits for a slot, or its items rejoin their queue. */
@@ -1434,6 +1462,9 @@ export class Engine<T, R> {
     const queue = lane.queueFor(Number.POSITIVE_INFINITY);
     const fresh = new Map<Cohort, Cohort>();
     const entries = batch.entries;
+    // All of them go back before any is cut: they rejoin together (and, with dedupe, the callers
+    // of one item stay one item).
+    this.#requeuing = true;
     for (let i = 0; i < entries.length; i++) {
       const entry = entries[i] as Entry;
       if (entry === CANCELLED) continue;
@@ -1475,6 +1506,7 @@ export class Engine<T, R> {
       );
       entries[i] = CANCELLED;
     }
+    this.#requeuing = false;
     // A pending flush() that waited for these items waits for them in the queue.
     const waiters = batch.waiters;
     if (waiters !== undefined) {
@@ -1504,6 +1536,7 @@ export class Engine<T, R> {
       });
     }
     for (const half of [a, b]) {
+      if (half.length === 0) continue; // the waiting callers share one item: it goes alone
       const next = this.#handOver(batch, half, "split", 0);
       next.phase = Phase.Ready;
       this.#retryReady.push(next);
@@ -1543,37 +1576,9 @@ export class Engine<T, R> {
       this.#busy--;
     }
     this.#resolved += resolved;
-    const started = !Number.isNaN(batch.startedAt);
-    if (started) {
-      const duration = this.#time.now() - batch.startedAt;
-      this.#durations.record(duration);
-      if (this.#logger !== undefined) {
-        this.#log({
-          type: "batchDone",
-          batcher: this.#name,
-          batchId: batch.id,
-          size: batch.items.length,
-          durationMs: duration,
-          outcome: failed ? "error" : "ok",
-          resolved,
-          rejected,
-          ...(failed ? { error } : {}),
-        });
-      }
-      if (this.#events?.has("batchEnd") === true) {
-        this.#events.emit("batchEnd", {
-          batcher: this.#name,
-          batchId: batch.id,
-          key: batch.key,
-          size: batch.items.length,
-          duration,
-          resolved,
-          rejected,
-          retried: batch.size - batch.cancelled - resolved - rejected,
-          error: failed ? error : undefined,
-          failed,
-        });
-      }
+    if (!Number.isNaN(batch.startedAt)) {
+      const retried = batch.size - batch.cancelled - resolved - rejected;
+      this.#ended(batch, resolved, rejected, retried, failed, error);
     }
     const waiters = batch.waiters;
     if (waiters !== undefined) {
@@ -1582,6 +1587,46 @@ export class Engine<T, R> {
     }
     this.#pump(false);
     this.#checkIdle();
+  }
+
+  /** A started batch is over: its duration recorded, logged and reported. */
+  #ended(
+    batch: Batch<T>,
+    resolved: number,
+    rejected: number,
+    retried: number,
+    failed: boolean,
+    error: unknown,
+  ): void {
+    const duration = this.#time.now() - batch.startedAt;
+    this.#durations.record(duration);
+    if (this.#logger !== undefined) {
+      this.#log({
+        type: "batchDone",
+        batcher: this.#name,
+        batchId: batch.id,
+        size: batch.items.length,
+        durationMs: duration,
+        outcome: failed ? "error" : "ok",
+        resolved,
+        rejected,
+        ...(failed ? { error } : {}),
+      });
+    }
+    if (this.#events?.has("batchEnd") === true) {
+      this.#events.emit("batchEnd", {
+        batcher: this.#name,
+        batchId: batch.id,
+        key: batch.key,
+        size: batch.items.length,
+        duration,
+        resolved,
+        rejected,
+        retried,
+        error: failed ? error : undefined,
+        failed,
+      });
+    }
   }
 
   #settleFlushWaiters(): void {
@@ -1786,11 +1831,16 @@ export class Engine<T, R> {
     this.#retryReady = [];
     this.#inFlight = 0;
     this.#busy = 0;
+    // Callers of running batches are counted per batch, for their `batchEnd`.
+    const stranded: number[] = [];
     for (const batch of batches) {
+      const before = entries.length;
       for (const entry of batch.entries) if (entry !== CANCELLED) entries.push(entry);
+      stranded.push(entries.length - before);
     }
     this.#leave("stopped", entries, error);
-    for (const batch of batches) {
+    for (let i = 0; i < batches.length; i++) {
+      const batch = batches[i] as Batch<T>;
       batch.done = true;
       batch.busy = false;
       if (batch.timer !== undefined) {
@@ -1798,6 +1848,9 @@ export class Engine<T, R> {
         batch.timer = undefined;
       }
       batch.entries = NO_ENTRIES;
+      // Every batch that started ends: its callers were rejected by the stop.
+      if (!Number.isNaN(batch.startedAt))
+        this.#ended(batch, 0, stranded[i] as number, 0, true, error);
       batch.abort(error);
     }
     const flushWaiters = this.#flushWaiters;

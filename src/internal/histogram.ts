@@ -90,7 +90,7 @@ function lowerBoundOf(index: number): number {
 }
 
 function midpointOf(index: number): number {
-  if (index === 0) return SMALLEST / 2;
+  if (index === 0) return 0; // below a microsecond (in ms): 0 is as good a summary as any
   const exp = Math.floor((index - 1) / SUB_BUCKETS) + MIN_EXP;
   const sub = (index - 1) % SUB_BUCKETS;
   return 2 ** exp * (1 + (sub + 0.5) / SUB_BUCKETS);

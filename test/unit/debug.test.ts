@@ -5,6 +5,7 @@
 import {
   type BatcherLogEvent,
   type BatcherOptions,
+  BatcherStoppedError,
   BatchResultError,
   createBatcher,
 } from "async-batcher";
@@ -157,6 +158,18 @@ describe("the logger option", () => {
     await batcher.stop({ force: true });
     expect(events).toStrictEqual([
       { type: "stop", batcher: "dbg", force: true, queued: 3, inFlight: 2 },
+      // The running batch ends with the stop: its callers were rejected.
+      {
+        type: "batchDone",
+        batcher: "dbg",
+        batchId: 1,
+        size: 2,
+        durationMs: 10,
+        outcome: "error",
+        resolved: 0,
+        rejected: 2,
+        error: expect.any(BatcherStoppedError),
+      },
     ]);
     expect((await settled).every((result) => result.status === "rejected")).toBe(true);
     await advance(100); // the abandoned batch function finishes
@@ -173,6 +186,17 @@ describe("the logger option", () => {
     expect(events).toStrictEqual([
       { type: "stop", batcher: "dbg", force: false, queued: 1, inFlight: 2 },
       { type: "stop", batcher: "dbg", force: true, queued: 1, inFlight: 2 },
+      {
+        type: "batchDone",
+        batcher: "dbg",
+        batchId: 1,
+        size: 2,
+        durationMs: 50,
+        outcome: "error",
+        resolved: 0,
+        rejected: 2,
+        error: expect.any(BatcherStoppedError),
+      },
     ]);
     expect((await settled).every((result) => result.status === "rejected")).toBe(true);
     await advance(1000);
