@@ -1,6 +1,6 @@
 /**
- * Shared by the property tests (property.test.ts, property-flow.test.ts): the arbitraries and
- * errors both scenario generators use.
+ * Shared by the property tests (property.test.ts, property-flow.test.ts, property-retry.test.ts):
+ * the arbitraries, errors and runners their scenario generators use.
  */
 import fc from "fast-check";
 import { vi } from "vitest";
@@ -78,12 +78,12 @@ export interface Timing {
  * else after `timing.duration` ms, or as soon as `signal` aborts when it honours that. `end()` is
  * called when the batch function is over, before it settles.
  */
-export function perform(
+export function perform<R = number[]>(
   timing: Timing,
   signal: () => AbortSignal,
-  produce: () => number[],
+  produce: () => R,
   end: (sync: boolean) => void,
-): number[] | Promise<number[]> {
+): R | Promise<R> {
   if (timing.sync) {
     try {
       return produce();
@@ -91,7 +91,7 @@ export function perform(
       end(true);
     }
   }
-  return new Promise<number[]>((resolve, reject) => {
+  return new Promise<R>((resolve, reject) => {
     const timer = setTimeout(() => {
       end(false);
       if (timing.honoursAbort) signal().removeEventListener("abort", onAbort);
