@@ -10,6 +10,8 @@ export default defineConfig({
     // `async-batcher/onnx` (Node.js, onnxruntime-node), and the worker module its threads run.
     "integrations/onnx/index": "src/integrations/onnx/index.ts",
     "integrations/onnx/worker": "src/integrations/onnx/worker.ts",
+    // `async-batcher/otel` (any runtime, @opentelemetry/api).
+    "otel/index": "src/otel/index.ts",
   },
   format: ["esm", "cjs"],
   // Types for the public entries only: the worker entry script is nobody's import.
@@ -18,16 +20,17 @@ export default defineConfig({
       index: "src/index.ts",
       "worker/index": "src/worker/index.ts",
       "integrations/onnx/index": "src/integrations/onnx/index.ts",
+      "otel/index": "src/otel/index.ts",
     },
   },
   tsconfig: "tsconfig.build.json",
   target: "node20",
   platform: "neutral",
-  // node:* builtins are left to the runtime; piscina and onnxruntime-node are (optional) peer
-  // dependencies. The ONNX subpath imports the worker pool as `async-batcher/worker` (the
+  // node:* builtins are left to the runtime; piscina, onnxruntime-node and @opentelemetry/api are
+  // (optional) peer dependencies. The ONNX subpath imports the worker pool as `async-batcher/worker` (the
   // package's own export, resolved by Node.js at run time), not through a shared chunk: the pool
   // finds its entry script beside its own module, which must stay dist/worker/index.*.
-  external: [/^node:/, "piscina", "onnxruntime-node", "async-batcher/worker"],
+  external: [/^node:/, "piscina", "onnxruntime-node", "@opentelemetry/api", "async-batcher/worker"],
   // Shared chunks in both formats, so the core's classes exist once per format: without them the
   // CJS worker subpath would carry its own copy of AsyncBatcher and the errors, and `instanceof`
   // against the ones from `require("async-batcher")` would fail.

@@ -17,6 +17,10 @@ export default defineConfig({
         find: /^async-batcher\/onnx$/,
         replacement: fileURLToPath(new URL("./src/integrations/onnx/index.ts", import.meta.url)),
       },
+      {
+        find: /^async-batcher\/otel$/,
+        replacement: fileURLToPath(new URL("./src/otel/index.ts", import.meta.url)),
+      },
     ],
   },
   test: {

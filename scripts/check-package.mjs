@@ -1,9 +1,12 @@
 #!/usr/bin/env node
 // Proves that users can install the package: lints the packed tarball (publint, are-the-types-wrong),
-// checks that the core's build reaches no `node:*` module and no piscina, installs the tarball
-// (with piscina and onnxruntime-node, the subpaths' peers) into an empty project, runs the README
-// quickstart from both `import` and `require`, and runs a batch in a worker thread through
-// `async-batcher/worker` and the small generated model through `async-batcher/onnx` from both too. It checks the build, it does not make it: run `npm run build` first (CI does).
+// checks that the core's build reaches no `node:*` module, piscina or OpenTelemetry, installs the tarball
+// (with piscina, onnxruntime-node and @opentelemetry/api, the subpaths' peers) into an empty
+// project, runs the README quickstart from both `import` and `require`, and runs a batch in a
+// worker thread through `async-batcher/worker`, the small generated model through
+// `async-batcher/onnx`, and an instrumented batcher through `async-batcher/otel` (with the
+// OpenTelemetry SDK) from both too. It checks the build, it does not make it: run
+// `npm run build` first (CI does).
 //
 // Usage: npm run build && npm run check:package
 
@@ -142,7 +145,8 @@ ${demo}
 
 /**
  * Every module the core's build files reach, following their relative imports (shared chunks):
- * none may be a Node.js builtin or piscina, so the core runs on any runtime and needs no peer.
+ * none may be a Node.js builtin, piscina or OpenTelemetry, so the core runs on any runtime and
+ * needs no peer.
  */
 function checkCoreIsPortable() {
   const builtins = new Set(builtinModules.flatMap((name) => [name, `node:${name}`]));
@@ -159,7 +163,8 @@ function checkCoreIsPortable() {
       else if (
         builtins.has(specifier) ||
         specifier === "piscina" ||
-        specifier.startsWith("piscina/")
+        specifier.startsWith("piscina/") ||
+        specifier.startsWith("@opentelemetry/")
       ) {
         offending.push(`${file.slice(root.length + 1)} imports ${specifier}`);
       }
@@ -168,7 +173,7 @@ function checkCoreIsPortable() {
   for (const entry of ["dist/index.js", "dist/index.cjs"]) visit(join(root, entry));
   if (offending.length > 0) {
     throw new CheckError(
-      `the core's build must not import Node.js builtins or piscina:\n  ${offending.join("\n  ")}`,
+      `the core's build must not import Node.js builtins, piscina or OpenTelemetry:\n  ${offending.join("\n  ")}`,
     );
   }
   return seen.size;
@@ -259,6 +264,87 @@ console.log(row.length, Math.abs(sum - 1) < 1e-5 ? "sum 1" : "sum " + sum, bad.c
 
 const ONNX_EXPECTED = "5 sum 1 ERR_INVALID_INPUT";
 
+// The OpenTelemetry packages installed beside the tarball: the API our tests run (within the
+// peer range the package asks for) and the SDK that reads what `instrument()` reports.
+const OTEL_PACKAGES = [
+  "@opentelemetry/api",
+  "@opentelemetry/sdk-metrics",
+  "@opentelemetry/sdk-trace-base",
+  "@opentelemetry/context-async-hooks",
+];
+
+// Loads \`async-batcher/otel\` the way users do and instruments a batcher towards a real SDK: three
+// callers, each in its own span, make one batch. Prints the results, the batcher's submitted
+// count as the SDK collected it, how many metrics it reported, and the batch's span with its
+// links (one per caller).
+function otelScript(format) {
+  const esm = format === "esm";
+  const entry = esm ? "index.js" : "index.cjs";
+  const load = esm
+    ? `import { basename, dirname } from "node:path";
+import { fileURLToPath } from "node:url";
+import { context } from "@opentelemetry/api";
+import { AsyncLocalStorageContextManager } from "@opentelemetry/context-async-hooks";
+import { MeterProvider, MetricReader } from "@opentelemetry/sdk-metrics";
+import { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } from "@opentelemetry/sdk-trace-base";
+import { createBatcher } from "async-batcher";
+import { instrument } from "async-batcher/otel";
+const resolved = fileURLToPath(import.meta.resolve("async-batcher/otel"));`
+    : `const { basename, dirname } = require("node:path");
+const { context } = require("@opentelemetry/api");
+const { AsyncLocalStorageContextManager } = require("@opentelemetry/context-async-hooks");
+const { MeterProvider, MetricReader } = require("@opentelemetry/sdk-metrics");
+const { BasicTracerProvider, InMemorySpanExporter, SimpleSpanProcessor } = require("@opentelemetry/sdk-trace-base");
+const { createBatcher } = require("async-batcher");
+const { instrument } = require("async-batcher/otel");
+const resolved = require.resolve("async-batcher/otel");`;
+  const body = `class Reader extends MetricReader {
+  onShutdown() { return Promise.resolve(); }
+  onForceFlush() { return Promise.resolve(); }
+}
+const reader = new Reader();
+const meterProvider = new MeterProvider({ readers: [reader] });
+const exporter = new InMemorySpanExporter();
+const tracerProvider = new BasicTracerProvider({ spanProcessors: [new SimpleSpanProcessor(exporter)] });
+context.setGlobalContextManager(new AsyncLocalStorageContextManager().enable());
+const batcher = createBatcher((batch) => batch.map((x) => x * 2), { name: "check", maxQueueTime: 10 });
+const uninstrument = instrument(batcher, { meterProvider, tracerProvider });
+const tracer = tracerProvider.getTracer("check");
+const results = await Promise.all([1, 2, 3].map((x) => tracer.startActiveSpan("caller " + x, (span) => {
+  const result = batcher.process(x);
+  span.end();
+  return result;
+})));
+await tracerProvider.forceFlush();
+const { resourceMetrics } = await reader.collect();
+const metrics = resourceMetrics.scopeMetrics.filter((s) => s.scope.name === "async-batcher").flatMap((s) => s.metrics);
+const submitted = metrics.find((m) => m.descriptor.name === "batcher.items.submitted")?.dataPoints[0]?.value;
+const spans = exporter.getFinishedSpans().filter((s) => s.instrumentationScope.name === "async-batcher");
+uninstrument();
+await batcher.stop();
+await Promise.all([meterProvider.shutdown(), tracerProvider.shutdown()]);
+context.disable();
+console.log(JSON.stringify(results), "submitted=" + submitted, "metrics=" + metrics.length, spans.map((s) => s.name + " links=" + s.links.length).join(";"));`;
+  return `${load}
+
+if (basename(resolved) !== "${entry}" || basename(dirname(resolved)) !== "otel") {
+  throw new Error("async-batcher/otel resolved to " + resolved + ", expected dist/otel/${entry}");
+}
+${
+  esm
+    ? body
+    : `(async () => {
+${body}
+})().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});`
+}
+`;
+}
+
+const OTEL_EXPECTED = "[2,4,6] submitted=3 metrics=13 batch check links=3";
+
 function main() {
   const missing = entryFiles().filter((file) => !existsSync(join(root, file)));
   if (missing.length > 0) {
@@ -280,21 +366,25 @@ function main() {
     summary.push("attw (profile strict: node10, node16 CJS and ESM, bundler): no problems");
     const reached = checkCoreIsPortable();
     summary.push(
-      `core build (${reached} files reached from dist/index.{js,cjs}): no node:* and no piscina import`,
+      `core build (${reached} files reached from dist/index.{js,cjs}): no node:*, piscina or @opentelemetry import`,
     );
 
     const project = join(work, "project");
     mkdirSync(project);
     run("npm", ["init", "-y"], { cwd: project });
-    // The optional peers of the subpaths, at the ranges the package asks for.
+    // The optional peers of the subpaths, at the ranges the package asks for; OpenTelemetry at
+    // the versions our tests use (the SDK's own peer range on the API is narrower than ours).
     const peers = ["piscina", "onnxruntime-node"].map(
       (name) => `${name}@${manifest.peerDependencies[name]}`,
     );
-    run("npm", ["install", tarball, ...peers, "--no-audit", "--no-fund"], {
+    const otel = OTEL_PACKAGES.map((name) => `${name}@${manifest.devDependencies[name]}`);
+    run("npm", ["install", tarball, ...peers, ...otel, "--no-audit", "--no-fund"], {
       cwd: project,
       timeout: 300_000,
     });
-    summary.push(`installed into an empty project, with ${peers.join(" and ")}`);
+    summary.push(
+      `installed into an empty project, with ${peers.join(" and ")}, and ${otel.join(", ")}`,
+    );
 
     const version = run("node", ["-p", 'require("async-batcher/package.json").version'], {
       cwd: project,
@@ -354,6 +444,20 @@ function main() {
       summary.push(
         `async-batcher/onnx via ${how} (${file}): a batch in a worker thread, ${output}`,
       );
+    }
+
+    for (const [file, format, how] of [
+      ["otel.mjs", "esm", "import"],
+      ["otel.cjs", "cjs", "require"],
+    ]) {
+      writeFileSync(join(project, file), otelScript(format));
+      const output = run("node", [file], { cwd: project, timeout: 30_000 }).trim();
+      if (output !== OTEL_EXPECTED) {
+        throw new CheckError(
+          `node ${file} printed ${JSON.stringify(output)}, expected ${OTEL_EXPECTED}`,
+        );
+      }
+      summary.push(`async-batcher/otel via ${how} (${file}): metrics and a linked span, ${output}`);
     }
 
     console.log(`check:package ok\n  ${summary.join("\n  ")}`);

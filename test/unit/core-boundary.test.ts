@@ -1,7 +1,9 @@
 /**
  * The core (`async-batcher`) runs on any runtime: nothing under src/ outside src/worker/ and
  * src/integrations/ (Node.js subpaths with their own drivers) imports from `node:*` or piscina, and the core's entry does not reach src/worker/. The built
- * files are checked the same way by `npm run check:package`.
+ * files are checked the same way by `npm run check:package`. `async-batcher/otel` (src/otel/)
+ * runs wherever `@opentelemetry/api` runs, so it is held to the same rule; and only it may import
+ * `@opentelemetry/*`: the core depends on nothing.
  */
 import { readdirSync, readFileSync } from "node:fs";
 import { join, relative } from "node:path";
@@ -52,4 +54,18 @@ describe("the core stays portable", () => {
       }
     },
   );
+
+  it("has the otel subpath among the files checked", () => {
+    expect(core.map((file) => relative(src, file))).toContain(join("otel", "index.ts"));
+  });
+
+  it.each(
+    sources(src)
+      .filter((file) => !relative(src, file).startsWith("otel"))
+      .map((file) => [relative(src, file), file]),
+  )("%s imports nothing from @opentelemetry or src/otel", (_name, file) => {
+    for (const specifier of specifiers(file as string)) {
+      expect(specifier).not.toMatch(/^@opentelemetry\/|(^|\/)otel(\/|$)/);
+    }
+  });
 });
