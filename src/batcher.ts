@@ -17,6 +17,17 @@ import type { BatchContext, BatchResult, ProcessOptions, StopOptions } from "./t
  */
 export const captureContext: unique symbol = Symbol.for("async-batcher.captureContext");
 
+/**
+ * Installs a scope around every batch function call (for tracing): `batcher[batchScope](fn)`
+ * makes the batcher call `fn(batchId, run)` instead of the batch function, and `fn` must call
+ * `run()` once, synchronously, and return what it returned (`async-batcher/otel` runs it inside
+ * the batch's span, so spans the function starts are its children). `undefined` removes it.
+ */
+export const batchScope: unique symbol = Symbol.for("async-batcher.batchScope");
+
+/** What `batcher[batchScope]` installs. */
+export type BatchScope = (batchId: number, run: () => unknown) => unknown;
+
 // Symbol.asyncDispose is standard from Node 20 on; older hosts get the registered fallback.
 const asyncDispose: typeof Symbol.asyncDispose =
   Symbol.asyncDispose ?? (Symbol.for("Symbol.asyncDispose") as typeof Symbol.asyncDispose);
@@ -171,6 +182,14 @@ export abstract class AsyncBatcher<T, R> implements AsyncDisposable {
    */
   stats(): BatcherStats {
     return this.#engine.stats();
+  }
+
+  /** See `batchScope`. */
+  [batchScope](scope: BatchScope | undefined): void {
+    if (scope !== undefined && typeof scope !== "function") {
+      throw new TypeError(`scope must be a function or undefined, got ${typeof scope}`);
+    }
+    this.#engine.batchScope(scope);
   }
 
   /** See `captureContext`. */

@@ -1,4 +1,4 @@
-export { AsyncBatcher, captureContext } from "./batcher.js";
+export { AsyncBatcher, type BatchScope, batchScope, captureContext } from "./batcher.js";
 export { createBatcher } from "./create-batcher.js";
 export {
   BatcherError,

@@ -221,6 +221,8 @@ export class Engine<T, R> {
   /** Captures each caller's context (tracing), kept until its batch starts. */
   #capture: (() => unknown) | undefined = undefined;
   #contexts: WeakMap<Entry, unknown> | undefined = undefined;
+  /** Wraps each batch function call (tracing), when installed. */
+  #scope: ((batchId: number, run: () => unknown) => unknown) | undefined = undefined;
 
   // Statistics: counters bumped where things happen, histograms fed once per batch.
   #submitted = 0;
@@ -370,6 +372,11 @@ export class Engine<T, R> {
       }
     });
     return this.#events.on(name, listener);
+  }
+
+  /** Installs (or removes) the scope every batch function call runs in. */
+  batchScope(scope: ((batchId: number, run: () => unknown) => unknown) | undefined): void {
+    this.#scope = scope;
   }
 
   /** Installs (or removes) the capture of each caller's context, given to `batchStart`. */
@@ -1162,7 +1169,11 @@ export class Engine<T, R> {
     if (this.#events?.has("batchStart") === true) this.#emitStart(batch);
     let result: unknown;
     try {
-      result = this.#run(batch.items, batch.context);
+      const scope = this.#scope;
+      result =
+        scope === undefined
+          ? this.#run(batch.items, batch.context)
+          : scope(batch.id, () => this.#run(batch.items, batch.context));
     } catch (error) {
       this.#fail(batch, error);
       return;

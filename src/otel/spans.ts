@@ -10,7 +10,7 @@ import {
   type Tracer,
   trace,
 } from "@opentelemetry/api";
-import { captureContext } from "../batcher.js";
+import { batchScope, captureContext } from "../batcher.js";
 import type { BatchEndEvent, BatchStartEvent } from "../events.js";
 import type { InstrumentableBatcher } from "./types.js";
 
@@ -43,6 +43,41 @@ function holdCapture(batcher: InstrumentableBatcher): () => void {
     }
     captureUsers.delete(batcher);
     batcher[captureContext](undefined);
+  };
+}
+
+/**
+ * The open batch spans of each batcher, one map per tracing instrumentation. The batcher runs
+ * every batch function through one scope, which makes the batch's span (the first
+ * instrumentation's that has one) the active span meanwhile: spans the function starts are its
+ * children.
+ */
+const spanMaps = new WeakMap<InstrumentableBatcher, Map<number, Span>[]>();
+
+function holdScope(batcher: InstrumentableBatcher, open: Map<number, Span>): () => void {
+  let maps = spanMaps.get(batcher);
+  if (maps === undefined) {
+    const list: Map<number, Span>[] = [];
+    maps = list;
+    spanMaps.set(batcher, list);
+    batcher[batchScope]((batchId, run) => {
+      for (const map of list) {
+        const span = map.get(batchId);
+        // From the root: the context that cut the batch (a caller's) must not leak into it.
+        if (span !== undefined) return context.with(trace.setSpan(ROOT_CONTEXT, span), run);
+      }
+      return run();
+    });
+  }
+  maps.push(open);
+  return () => {
+    const list = spanMaps.get(batcher);
+    if (list === undefined) return;
+    const at = list.indexOf(open);
+    if (at >= 0) list.splice(at, 1);
+    if (list.length > 0) return;
+    spanMaps.delete(batcher);
+    batcher[batchScope](undefined);
   };
 }
 
@@ -138,6 +173,7 @@ export function traceBatches(
   };
 
   const release = holdCapture(batcher);
+  const releaseScope = holdScope(batcher, open);
   const offStart = batcher.on("batchStart", onStart);
   const offEnd = batcher.on("batchEnd", onEnd);
   let installed = true;
@@ -147,6 +183,7 @@ export function traceBatches(
     offStart();
     offEnd();
     release();
+    releaseScope();
     // Their batches may still finish, but nobody will hear of it: end them now rather than never.
     for (const span of open.values()) span.end();
     open.clear();

@@ -1,16 +1,16 @@
 import type { Attributes, MeterProvider, TracerProvider } from "@opentelemetry/api";
-import type { captureContext } from "../batcher.js";
+import type { BatchScope, batchScope, captureContext } from "../batcher.js";
 import type { BatcherEventName, BatcherEvents, BatcherStats } from "../events.js";
 
 /**
- * What `instrument()` needs of a batcher: its name, its events, its stats and the context capture
- * hook. Every `AsyncBatcher<T, R>` fits, whatever `T` and `R` (none of these members mention them).
+ * What `instrument()` needs of a batcher: its name, its events, its stats and the tracing hooks. Every `AsyncBatcher<T, R>` fits, whatever `T` and `R` (none of these members mention them).
  */
 export interface InstrumentableBatcher {
   readonly name: string;
   on<K extends BatcherEventName>(event: K, listener: (event: BatcherEvents[K]) => void): () => void;
   stats(): BatcherStats;
   [captureContext](capture: (() => unknown) | undefined): void;
+  [batchScope](scope: BatchScope | undefined): void;
 }
 
 /** Options of `instrument()`. */

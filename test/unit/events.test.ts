@@ -15,6 +15,7 @@ import {
   BatcherStoppedError,
   BatchResultError,
   type BatchStartEvent,
+  batchScope,
   captureContext,
   createBatcher,
   type DropEvent,
@@ -1255,5 +1256,43 @@ describe("captureContext", () => {
     const install = batcher[captureContext].bind(batcher) as (capture: unknown) => void;
     expect(() => install("ctx")).toThrow(TypeError);
     expect(() => install(null)).toThrow(TypeError);
+  });
+});
+
+describe("the batchScope hook", () => {
+  it("wraps every batch function call with the batch's id, and is removed with undefined", async () => {
+    const seen: string[] = [];
+    const batcher = createBatcher(
+      (items: number[]) => {
+        seen.push(`run ${items.join(",")}`);
+        return items.map((x) => x * 2);
+      },
+      { maxQueueTime: 0, maxBatchSize: 2 },
+    );
+    batcher[batchScope]((batchId, run) => {
+      seen.push(`enter ${batchId}`);
+      const result = run();
+      seen.push(`leave ${batchId}`);
+      return result;
+    });
+    expect(await Promise.all([1, 2, 3].map((x) => batcher.process(x)))).toEqual([2, 4, 6]);
+    expect(seen).toEqual(["enter 1", "run 1,2", "leave 1", "enter 2", "run 3", "leave 2"]);
+    batcher[batchScope](undefined);
+    seen.length = 0;
+    expect(await batcher.process(4)).toBe(8);
+    expect(seen).toEqual(["run 4"]);
+  });
+
+  it("a scope that throws fails that batch alone; a bad scope is refused", async () => {
+    const batcher = createBatcher((items: number[]) => items, { maxQueueTime: 0 });
+    const boom = new Error("scope");
+    batcher[batchScope](() => {
+      throw boom;
+    });
+    await expect(batcher.process(1)).rejects.toBe(boom);
+    batcher[batchScope](undefined);
+    expect(await batcher.process(2)).toBe(2);
+    const install = batcher[batchScope].bind(batcher) as (scope: unknown) => void;
+    expect(() => install(42)).toThrow(TypeError);
   });
 });

@@ -564,6 +564,39 @@ describe("spans", () => {
     expect(span.ended).toBe(true);
   });
 
+  it("runs the batch function inside its batch's span: spans it starts are children", async () => {
+    const children: { traceId: string; parent: string | undefined }[] = [];
+    const batcher = createBatcher(
+      (items: number[]) =>
+        tracer.startActiveSpan("query", (span) => {
+          children.push({
+            traceId: span.spanContext().traceId,
+            parent: (span as unknown as ReadableSpan).parentSpanContext?.spanId,
+          });
+          span.end();
+          return items.map((x) => x * 2);
+        }),
+      { name: "scoped", maxQueueTime: 1000 },
+    );
+    const uninstrument = instrument(batcher, providers());
+    const done = tracer.startActiveSpan("request", (span) => {
+      const result = batcher.process(1);
+      span.end();
+      return result;
+    });
+    await batcher.flush();
+    expect(await done).toBe(2);
+    const [batchSpan] = await batchSpans();
+    expect(children).toEqual([
+      { traceId: batchSpan?.spanContext().traceId, parent: batchSpan?.spanContext().spanId },
+    ]);
+    // Without the instrumentation the function runs in the context that cut the batch.
+    uninstrument();
+    children.length = 0;
+    await Promise.all([batcher.process(2), batcher.flush()]);
+    expect(children[0]?.parent).toBeUndefined();
+  });
+
   it("has no link when no caller had a span", async () => {
     const { batcher, calls } = manualBatcher({ maxQueueTime: 1000 });
     instrument(batcher, providers());
