@@ -234,8 +234,8 @@ export class Engine<T, R> {
   readonly #sizes = new Histogram(true);
   readonly #waits = new Histogram();
   readonly #durations = new Histogram();
-  /** Something was submitted since the batcher was last idle (for the `idle` event). */
-  #active = false;
+  /** `#submitted` when the batcher was last idle: more since means a busy period (`idle` event). */
+  #idleAt = 0;
 
   /** The only lane without `batchKey`. */
   readonly #lane0: Lane<T> | undefined;
@@ -445,7 +445,6 @@ export class Engine<T, R> {
       return this.#submitWith(item, undefined);
     }
     this.#submitted++;
-    this.#active = true;
     this.#state = State.Running;
     const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
     const lane = this.#lane0 as Lane<T>;
@@ -472,7 +471,6 @@ export class Engine<T, R> {
     if (typeof key !== "string" && !(typeof key === "number" && Number.isFinite(key))) {
       return this.#refuse("invalid", badKey(key));
     }
-    this.#active = true;
     this.#state = State.Running;
     const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
     const lane = this.#laneFor(key);
@@ -586,7 +584,6 @@ export class Engine<T, R> {
         cohort.live = 1;
         cohort.waiting = { item, resolve: captured, priority, key, weight, resultKey };
         this.#captureFor(captured);
-        this.#active = true;
         this.#state = State.Running;
         this.#watch(cohort);
         this.#waiters.push(cohort);
@@ -595,7 +592,6 @@ export class Engine<T, R> {
       }
     }
 
-    this.#active = true;
     this.#state = State.Running;
     const promise = new Promise<R>(capture as (resolve: (value: R) => void) => void);
     this.#captureFor(captured);
@@ -701,7 +697,20 @@ export class Engine<T, R> {
     resultKey?: unknown,
     tries?: number,
   ): void {
-    queue.push(item, entry, this.#time.now(), this.#seq++, weight, cohort, resultKey, tries);
+    if (this.#keyOf === undefined && tries === undefined) {
+      queue.push(item, entry, this.#time.now(), this.#seq++, weight, cohort);
+    } else {
+      queue.pushWith(
+        item,
+        entry,
+        this.#time.now(),
+        this.#seq++,
+        weight,
+        cohort,
+        resultKey,
+        tries ?? 1,
+      );
+    }
     this.#queued++;
     if (lane.dedupe !== undefined) lane.countKey(resultKey, weight);
     if (++lane.size === 1) this.#laneFilled(lane);
@@ -1661,8 +1670,8 @@ export class Engine<T, R> {
       this.#idleWaiters = [];
       for (const resolve of idle) resolve();
     }
-    if (this.#active) {
-      this.#active = false;
+    if (this.#idleAt !== this.#submitted) {
+      this.#idleAt = this.#submitted;
       if (this.#events?.has("idle") === true) this.#events.emit("idle", { batcher: this.#name });
     }
     if (this.#state === State.Stopping) this.#stopped(false);

@@ -116,8 +116,6 @@ export class ItemQueue<T> {
     seq: number,
     weight: number,
     cohort: Cohort | undefined,
-    key?: unknown,
-    tries?: number,
   ): void {
     const runs = this.#runs;
     const seqs = this.#seqs;
@@ -142,8 +140,25 @@ export class ItemQueue<T> {
       this.#weights.push(weight);
       this.weight += weight;
     }
+  }
+
+  /**
+   * `push` for a queue with result keys or tries (`keyOf`, retried items): the plain `push` stays
+   * free of their checks.
+   */
+  pushWith(
+    item: T,
+    entry: Entry,
+    arrival: number,
+    seq: number,
+    weight: number,
+    cohort: Cohort | undefined,
+    key: unknown,
+    tries: number,
+  ): void {
+    this.push(item, entry, arrival, seq, weight, cohort);
     if (this.#keys !== undefined) this.#keys.push(key);
-    if (this.#tries !== undefined) this.#tries.push(tries ?? 1);
+    if (this.#tries !== undefined) this.#tries.push(tries);
   }
 
   /**
