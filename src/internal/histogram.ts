@@ -72,14 +72,20 @@ export class Histogram {
   }
 }
 
-/** Bucket 0 holds [0, 2^MIN_EXP); then SUB_BUCKETS per power of two. */
+// A value's exponent and top mantissa bits, read from its IEEE 754 bits: no Math.log2 per value.
+const float = new Float64Array(1);
+const words = new Uint32Array(float.buffer);
+/** Index of the word holding the sign, the exponent and the top of the mantissa. */
+const HIGH = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1 ? 1 : 0;
+
+/** Bucket 0 holds [0, 2^MIN_EXP); then SUB_BUCKETS per power of two (4 bits of mantissa). */
 function bucketOf(value: number): number {
   if (value < SMALLEST) return 0;
-  const exp = Math.floor(Math.log2(value));
+  float[0] = value;
+  const high = words[HIGH] as number;
+  const exp = (high >>> 20) - 1023;
   if (exp >= MAX_EXP) return BUCKETS - 1;
-  const sub = Math.floor((value / 2 ** exp - 1) * SUB_BUCKETS);
-  // log2 may round up just below a power of two: keep the sub-bucket in range.
-  return 1 + (exp - MIN_EXP) * SUB_BUCKETS + Math.min(SUB_BUCKETS - 1, Math.max(0, sub));
+  return 1 + (exp - MIN_EXP) * SUB_BUCKETS + ((high >>> 16) & (SUB_BUCKETS - 1));
 }
 
 function lowerBoundOf(index: number): number {
