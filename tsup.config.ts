@@ -12,6 +12,9 @@ export default defineConfig({
     "integrations/onnx/worker": "src/integrations/onnx/worker.ts",
     // `async-batcher/otel` (any runtime, @opentelemetry/api).
     "otel/index": "src/otel/index.ts",
+    // `async-batcher/pg` (pg) and `async-batcher/mysql` (mysql2): ready database batchers.
+    "integrations/pg/index": "src/integrations/pg/index.ts",
+    "integrations/mysql/index": "src/integrations/mysql/index.ts",
   },
   format: ["esm", "cjs"],
   // Types for the public entries only: the worker entry script is nobody's import.
@@ -20,6 +23,8 @@ export default defineConfig({
       index: "src/index.ts",
       "worker/index": "src/worker/index.ts",
       "integrations/onnx/index": "src/integrations/onnx/index.ts",
+      "integrations/pg/index": "src/integrations/pg/index.ts",
+      "integrations/mysql/index": "src/integrations/mysql/index.ts",
       "otel/index": "src/otel/index.ts",
     },
   },
@@ -30,7 +35,16 @@ export default defineConfig({
   // (optional) peer dependencies. The ONNX subpath imports the worker pool as `async-batcher/worker` (the
   // package's own export, resolved by Node.js at run time), not through a shared chunk: the pool
   // finds its entry script beside its own module, which must stay dist/worker/index.*.
-  external: [/^node:/, "piscina", "onnxruntime-node", "@opentelemetry/api", "async-batcher/worker"],
+  external: [
+    /^node:/,
+    "piscina",
+    "onnxruntime-node",
+    "@opentelemetry/api",
+    "pg",
+    "mysql2",
+    /^mysql2\//,
+    "async-batcher/worker",
+  ],
   // Shared chunks in both formats, so the core's classes exist once per format: without them the
   // CJS worker subpath would carry its own copy of AsyncBatcher and the errors, and `instanceof`
   // against the ones from `require("async-batcher")` would fail.

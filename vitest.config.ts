@@ -21,6 +21,14 @@ export default defineConfig({
         find: /^async-batcher\/otel$/,
         replacement: fileURLToPath(new URL("./src/otel/index.ts", import.meta.url)),
       },
+      {
+        find: /^async-batcher\/pg$/,
+        replacement: fileURLToPath(new URL("./src/integrations/pg/index.ts", import.meta.url)),
+      },
+      {
+        find: /^async-batcher\/mysql$/,
+        replacement: fileURLToPath(new URL("./src/integrations/mysql/index.ts", import.meta.url)),
+      },
     ],
   },
   test: {

@@ -160,7 +160,9 @@ export type InvalidInputReason =
   /** `weigh` returned something other than a finite, non-negative number for the item. */
   | "weight"
   /** `batchKey` returned something other than a string or a finite number for the item. */
-  | "key";
+  | "key"
+  /** A database row with a field that is not one of the batcher's columns (`async-batcher/pg`, `/mysql`). */
+  | "column";
 
 /**
  * An item was refused before its batch ran: checked on `process()`, it rejects that caller alone

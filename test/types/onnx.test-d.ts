@@ -34,7 +34,7 @@ describe("OnnxBatcher", () => {
   it("rejects with a typed error", () => {
     expectTypeOf<InvalidInputError["code"]>().toEqualTypeOf<"ERR_INVALID_INPUT">();
     expectTypeOf<InvalidInputError["reason"]>().toEqualTypeOf<
-      "type" | "length" | "value" | "weight" | "key"
+      "type" | "length" | "value" | "weight" | "key" | "column"
     >();
   });
 });
