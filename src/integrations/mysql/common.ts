@@ -344,32 +344,6 @@ export function withPacketRetry(core: Record<string, unknown>): void {
   };
 }
 
-/**
- * A promise computed once and shared (concurrent callers get the same one), forgotten when it
- * rejects so that the next call tries again.
- */
-export class Lazy<T> {
-  #promise: Promise<T> | undefined;
-  readonly #load: () => Promise<T>;
-
-  constructor(load: () => Promise<T>) {
-    this.#load = load;
-  }
-
-  get(): Promise<T> {
-    let promise = this.#promise;
-    if (promise === undefined) {
-      promise = this.#load();
-      this.#promise = promise;
-      const current = promise;
-      current.catch(() => {
-        if (this.#promise === current) this.#promise = undefined;
-      });
-    }
-    return promise;
-  }
-}
-
 /** How many SQL texts of past full-batch sizes are remembered for closing (see `Statements`). */
 const RETIRED_KEPT = 8;
 

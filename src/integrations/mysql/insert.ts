@@ -2,12 +2,12 @@ import { AsyncBatcher } from "../../batcher.js";
 import { InvalidInputError, ItemTooLargeError } from "../../errors.js";
 import { type BatcherOptions, describe, type TunableOptions } from "../../options.js";
 import type { BatchResult, ProcessOptions } from "../../types.js";
+import { Lazy } from "../shared/lazy.js";
 import {
   booleanOption,
   coreOptions,
   identifierListOption,
   isStatementLevel,
-  Lazy,
   MAX_PLACEHOLDERS,
   type MysqlPool,
   type MysqlStatement,

@@ -3,13 +3,13 @@ import { AsyncBatcher } from "../../batcher.js";
 import { InvalidInputError, ItemTooLargeError } from "../../errors.js";
 import { type BatcherOptions, describe, type TunableOptions } from "../../options.js";
 import type { BatchResult, ProcessOptions } from "../../types.js";
+import { Lazy } from "../shared/lazy.js";
 import {
   booleanOption,
   coreOptions,
   identifierListOption,
   identifierOption,
   isStatementLevel,
-  Lazy,
   MAX_PLACEHOLDERS,
   type MysqlPool,
   type MysqlStatement,

@@ -2,6 +2,7 @@ import { AsyncBatcher } from "../../batcher.js";
 import { InvalidInputError } from "../../errors.js";
 import { type BatcherOptions, describe, type TunableOptions } from "../../options.js";
 import type { BatchResult, ProcessOptions } from "../../types.js";
+import { Lazy } from "../shared/lazy.js";
 import { type ColumnInfo, columnOf, readTableInfo, type TableInfo } from "./catalog.js";
 import {
   coreOptions,
@@ -9,7 +10,6 @@ import {
   identifierListOption,
   isSchemaError,
   isStatementLevel,
-  Lazy,
   type PgPool,
   type PgTable,
   poolOption,

@@ -2,6 +2,7 @@ import { AsyncBatcher } from "../../batcher.js";
 import { InvalidInputError } from "../../errors.js";
 import { type BatcherOptions, describe, type TunableOptions } from "../../options.js";
 import type { BatchResult, ProcessOptions } from "../../types.js";
+import { Lazy } from "../shared/lazy.js";
 import { columnOf, readTableInfo } from "./catalog.js";
 import {
   coreOptions,
@@ -10,7 +11,6 @@ import {
   identifierOption,
   isSchemaError,
   isStatementLevel,
-  Lazy,
   type PgPool,
   type PgTable,
   poolOption,
