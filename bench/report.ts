@@ -16,16 +16,19 @@ import {
   lineChart,
 } from "./lib/chart-specs.js";
 import { renderSvg } from "./lib/charts.js";
-import { bytesLarge, met, num, ratio, table } from "./lib/format.js";
+import { bytesLarge, met, num, ratio, ratioSpread, spread, table } from "./lib/format.js";
+import type { Machine } from "./lib/machine.js";
 import { chartImage, labelOf } from "./lib/render.js";
 import type { BenchResults } from "./lib/results.js";
 import type { Chart, RenderContext, ScenarioResult } from "./lib/scenario.js";
+import type { Metric } from "./lib/stats.js";
 import { SCENARIOS } from "./scenarios/index.js";
 
 export const ROOT = resolve(dirname(fileURLToPath(import.meta.url)), "..");
 export const LATEST = join(ROOT, "bench", "results", "latest.json");
 export const WORKER_POOL = join(ROOT, "bench", "results", "worker-pool.json");
 export const SERVING = join(ROOT, "bench", "results", "serving.json");
+export const DATABASE = join(ROOT, "bench", "results", "database.json");
 
 function contextOf(results: BenchResults): RenderContext {
   return { subjects: results.subjects, judge: results.mode === "full" };
@@ -396,6 +399,313 @@ function servingSection(): { markdown: string; charts: Chart[] } {
   };
 }
 
+/** One run of one mode, as `bench/database.ts` records it. */
+export interface DatabaseRun {
+  /** 1, 2, ...; 0 for the warm-up (not recorded). */
+  rep: number;
+  workload: "insert" | "load";
+  /** `per-call`, `batcher` or `ceiling` (inserts only). */
+  mode: string;
+  rows: number;
+  seconds: number;
+  rowsPerSecond: number;
+  /** Caller latency over the run's calls; `null` for the ceiling, which has no callers. */
+  p50Ms: number | null;
+  p99Ms: number | null;
+  maxMs: number | null;
+  /** From the batcher's `stats()`, batcher runs only. */
+  batches?: number;
+  meanBatchSize?: number;
+  largestBatch?: number;
+  splits?: number;
+}
+
+/** One mode's figures over the repetitions. */
+export interface DatabaseModeSummary {
+  workload: "insert" | "load";
+  mode: string;
+  label: string;
+  rowsPerSecond: Metric;
+  seconds: Metric;
+  p50Ms: Metric | null;
+  p99Ms: Metric | null;
+  batches: Metric | null;
+  meanBatchSize: Metric | null;
+}
+
+export interface DatabaseResult {
+  id: string;
+  name: string;
+  /** The server's own `version()`. */
+  server: string;
+  serverSettings: Record<string, string>;
+  /** The options the batchers ran with by default (the `batcher` mode). */
+  batcherDefaults?: Record<string, unknown>;
+  /** The DDL of the tables, with a generic name (each run has its own table). */
+  tables: { insert: string; load: string };
+  /** The SQL of each hand-written mode and the batchers' constructor calls, as used. */
+  statements: Record<string, string>;
+  /** Size of the ceiling's statement as sent, when the driver builds it (mysql2). */
+  ceilingStatementBytes?: number;
+  modes: DatabaseModeSummary[];
+  /** Paired within each repetition, on rows/s. */
+  ratios: {
+    insertBatcherOverPerCall: Metric | null;
+    insertBatcherOverCeiling: Metric | null;
+    loadBatcherOverPerCall: Metric | null;
+    /** The same for the tuned variant (`settings.tuned`), not judged. */
+    insertTunedOverPerCall?: Metric | null;
+    insertTunedOverCeiling?: Metric | null;
+    loadTunedOverPerCall?: Metric | null;
+  };
+  runs: DatabaseRun[];
+  durationMs: number;
+}
+
+export interface DatabaseTarget {
+  database: string;
+  target: string;
+  value: string;
+  /** `null`: not judged (a quick run). */
+  met: boolean | null;
+}
+
+/** The shape `bench/database.ts` writes. */
+export interface DatabaseReport {
+  benchmark: string;
+  command: string;
+  date: string;
+  quick: boolean;
+  durationMs: number;
+  settings: {
+    rows: number;
+    callers: number;
+    callsPerCaller: number;
+    poolSize: number;
+    repetitions: number;
+    warmupRows: number;
+    seed: number;
+    runTimeoutMs: number;
+    /** The options of the `tuned` mode: the batcher with them on top of its defaults. */
+    tuned?: Record<string, unknown>;
+  };
+  machine: Machine;
+  versions: Record<string, string>;
+  databases: DatabaseResult[];
+  targets: DatabaseTarget[];
+}
+
+function isDatabaseReport(json: unknown): json is DatabaseReport {
+  const r = json as Partial<DatabaseReport> | null;
+  return (
+    typeof r === "object" &&
+    r !== null &&
+    Array.isArray(r.databases) &&
+    r.databases.every(
+      (d) =>
+        typeof d?.name === "string" &&
+        Array.isArray(d.modes) &&
+        d.modes.every((m) => typeof m?.rowsPerSecond?.median === "number"),
+    ) &&
+    Array.isArray(r.targets) &&
+    typeof r.settings === "object" &&
+    typeof r.machine === "object"
+  );
+}
+
+const DATABASE_COLORS: Record<string, [light: string, dark: string]> = {
+  PostgreSQL: ["#9ecae1", "#336791"],
+  MariaDB: ["#fdd0a2", "#c0562b"],
+};
+
+/** The chart label of a mode: the same for both databases, so their bars share a group. */
+function databaseModeLabel(m: DatabaseModeSummary): string {
+  const workload = m.workload === "insert" ? "inserts" : "loads";
+  if (m.mode === "batcher") return `${workload}: the batcher`;
+  // The label is the class name and the options: `PgInsertBatcher, maxBatchSize: 125`.
+  if (m.mode === "tuned") return `${workload}: the batcher${m.label.replace(/^\w+/, "")}`;
+  return `${workload}: ${m.label}`;
+}
+
+function databaseCharts(report: DatabaseReport): Chart[] {
+  const names = report.databases.map((d) => d.name);
+  const colors = (shade: 0 | 1) => names.map((n) => DATABASE_COLORS[n]?.[shade] ?? "#888");
+  const order = [
+    ...new Set(report.databases.flatMap((d) => d.modes.map((m) => databaseModeLabel(m)))),
+  ];
+  const s = report.settings;
+  const subtitle = [
+    `${num(s.rows, 0)} rows per run from ${s.callers} concurrent callers × ${s.callsPerCaller} calls, pool of ${s.poolSize} connections.`,
+    `Median of ${s.repetitions} repetitions; ${report.machine.cores} cores shared by the servers and the bench.`,
+  ];
+  const throughput: GroupedDatum[] = report.databases.flatMap((d) =>
+    d.modes.map((m) => ({
+      label: databaseModeLabel(m),
+      kind: m.mode === "batcher" ? ("ours" as const) : ("peer" as const),
+      series: d.name,
+      value: m.rowsPerSecond.median,
+      text: num(m.rowsPerSecond.median, 0),
+    })),
+  );
+  const latencySeries = names.flatMap((n) => [`${n} p50`, `${n} p99`]);
+  const latency: GroupedDatum[] = report.databases.flatMap((d) =>
+    d.modes.flatMap((m) =>
+      m.p50Ms === null || m.p99Ms === null
+        ? []
+        : [
+            ["p50", m.p50Ms.median],
+            ["p99", m.p99Ms.median],
+          ].map(([p, value]) => ({
+            label: databaseModeLabel(m),
+            kind: m.mode === "batcher" ? ("ours" as const) : ("peer" as const),
+            series: `${d.name} ${String(p)}`,
+            value: value as number,
+            text: `${num(value as number, (value as number) >= 100 ? 0 : 1)} ms`,
+          })),
+    ),
+  );
+  return [
+    {
+      name: "database-throughput",
+      alt: "rows per second per mode, PostgreSQL and MariaDB",
+      spec: groupedBarChart({
+        title: "Databases: rows per second (higher is better)",
+        subtitle,
+        xTitle: "rows/s",
+        data: throughput,
+        order,
+        series: names,
+        seriesColors: colors(1),
+        oursLabel: "",
+      }),
+    },
+    {
+      name: "database-latency",
+      alt: "caller latency p50 and p99 per mode, PostgreSQL and MariaDB",
+      spec: groupedBarChart({
+        title: "Databases: caller latency (lower is better)",
+        subtitle: [
+          ...subtitle,
+          "From each call to its promise settling. The bulk INSERT has no callers.",
+        ],
+        xTitle: "latency (ms)",
+        data: latency,
+        order: order.filter((label) => latency.some((d) => d.label === label)),
+        series: latencySeries,
+        seriesColors: names.flatMap((n) => DATABASE_COLORS[n] ?? ["#ccc", "#888"]),
+        oursLabel: "",
+      }),
+    },
+  ];
+}
+
+function databaseTable(db: DatabaseResult): string {
+  const ms = (v: number) => num(v, v >= 100 ? 0 : 1);
+  const rows = db.modes.map((m) => [
+    m.workload === "insert" ? "inserts" : "loads",
+    m.mode === "batcher"
+      ? `**\`${m.label}\`**`
+      : m.mode === "tuned"
+        ? `\`${m.label}\` (variant)`
+        : m.label,
+    spread(m.rowsPerSecond, (v) => num(v, 0)),
+    spread(m.seconds, (v) => `${num(v, 2)} s`),
+    m.p50Ms === null ? "–" : spread(m.p50Ms, ms),
+    m.p99Ms === null ? "–" : spread(m.p99Ms, ms),
+    m.batches === null || m.meanBatchSize === null
+      ? "–"
+      : `${num(m.batches.median, 0)} (${num(m.meanBatchSize.median, 0)})`,
+  ]);
+  return table(
+    [
+      "workload",
+      "mode",
+      "rows/s",
+      "time per run",
+      "p50 ms",
+      "p99 ms",
+      "batches (mean rows per batch)",
+    ],
+    rows,
+    2,
+  );
+}
+
+function databaseDetails(db: DatabaseResult): string {
+  // MySQL quotes identifiers in backticks: such a span needs a double-backtick fence.
+  const code = (sql: string) => (sql.includes("`") ? `\`\` ${sql} \`\`` : `\`${sql}\``);
+  const st = db.statements;
+  const lines = [
+    `- insert table: ${code(db.tables.insert)}`,
+    `- load table: ${code(db.tables.load)}`,
+    `- one INSERT per call: ${code(st.perCallInsert ?? "?")}`,
+    `- the ceiling: ${code(st.ceiling ?? "?")}${db.ceilingStatementBytes === undefined ? "" : ` (${bytesLarge(db.ceilingStatementBytes)} as sent)`}`,
+    `- one SELECT per call: ${code(st.perCallLoad ?? "?")}`,
+    `- insert batcher: ${code(st.insertBatcher ?? "?")}`,
+    `- load batcher: ${code(st.loadBatcher ?? "?")}`,
+    ...(st.insertBatcherTuned === undefined
+      ? []
+      : [`- variant: ${code(st.insertBatcherTuned)}, ${code(st.loadBatcherTuned ?? "?")}`]),
+  ];
+  return `<details><summary>Tables, statements and options used</summary>\n\n${lines.join("\n")}\n\n</details>`;
+}
+
+function databaseSection(): { markdown: string; charts: Chart[] } {
+  const title = "## Databases";
+  if (!existsSync(DATABASE)) {
+    return {
+      markdown: `${title}\n\nNot in this report: \`bench/results/database.json\` does not exist yet. Produce it with \`npm run bench:db\` (inserts and key loads through \`async-batcher/pg\` and \`async-batcher/mysql\` against one query per call and a single bulk INSERT, on local PostgreSQL and MariaDB servers), which regenerates this page.`,
+      charts: [],
+    };
+  }
+  const json: unknown = JSON.parse(readFileSync(DATABASE, "utf8"));
+  const source =
+    "From `bench/results/database.json`, written by `npm run bench:db` (a run of its own, not part of `npm run bench`)";
+  if (!isDatabaseReport(json)) {
+    return { markdown: `${title}\n\n${source}.\n\n${renderJson(json, 3)}`, charts: [] };
+  }
+  const s = json.settings;
+  const m = json.machine;
+  const tunedOptions = Object.entries(s.tuned ?? {})
+    .map(([k, v]) => `${k}: ${String(v)}`)
+    .join(", ");
+  const tunedNote =
+    tunedOptions === ""
+      ? ""
+      : `\n\n**A variant, not judged**: each batcher also ran with \`${tunedOptions}\` on top of its defaults. In this closed loop every caller awaits its previous call, so once a batch settles its 500 callers resubmit together: with the defaults every batch holds 500 rows and one statement is in flight at a time. Batches of 125 keep four statements in flight (the default \`concurrency\`), and they are full batches, which the MariaDB batchers keep prepared on the server (a batch below \`maxBatchSize\` costs one more round trip to prepare its statement). An open workload (requests arriving on their own) gets partial batches of every size.`;
+  const method = `For each database, ${s.callers} concurrent callers each await ${s.callsPerCaller} calls in turn (${num(s.rows, 0)} calls), through one pool of ${s.poolSize} connections (\`pg.Pool\` \`max\`, mysql2 \`createPool\` \`connectionLimit\`), all opened before the first run. **Inserts**: one \`INSERT\` per call; the insert batcher with its defaults (listed below); and the ceiling, one hand-written \`INSERT\` of all ${num(s.rows, 0)} rows in a single statement — it has no callers, so it has rows/s but no caller latency. Each insert run gets a fresh table; afterwards \`COUNT(*)\` must be ${num(s.rows, 0)} and every row is read back and compared field by field. **Loads**: ${num(s.rows, 0)} keys drawn at random (seed ${s.seed}) from a table of ${num(s.rows, 0)} rows, one \`SELECT\` per call vs the load batcher; every row returned is checked against its key. Any error or wrong row fails the run. ${s.warmupRows > 0 ? `Each mode first ran once on ${num(s.warmupRows, 0)} rows as a warm-up (discarded); then ` : ""}${s.repetitions} repetitions, the modes interleaved with their order rotated: figures are medians with the min–max range, ratios are paired within a repetition. Latency is each call's, from the call to its promise settling (p50/p99 over a run's calls). The batchers run from the sources through tsx.${tunedNote}`;
+  const databases = json.databases.map((db) => {
+    const settings = Object.entries(db.serverSettings)
+      .map(([k, v]) => `${k} ${v}`)
+      .join(", ");
+    const r = db.ratios;
+    const tuned =
+      r.insertTunedOverPerCall === undefined
+        ? ""
+        : ` The variant (not judged), batcher / one query per call: inserts ${ratioSpread(r.insertTunedOverPerCall)}, loads ${ratioSpread(r.loadTunedOverPerCall)}; batcher / single bulk INSERT: ${ratioSpread(r.insertTunedOverCeiling)}.`;
+    const defaults =
+      db.batcherDefaults === undefined
+        ? ""
+        : ` The batchers' defaults, as run: ${Object.entries(db.batcherDefaults)
+            .map(([k, v]) => `\`${k}: ${String(v)}\``)
+            .join(", ")}.`;
+    return `### ${db.name}\n\n\`${db.server}\`; ${settings}. The run took ${minutes(db.durationMs)}.${defaults}\n\n${databaseTable(db)}\n\nBatcher with its defaults / one query per call (rows/s): inserts ${ratioSpread(r.insertBatcherOverPerCall)}, loads ${ratioSpread(r.loadBatcherOverPerCall)}. Batcher with its defaults / single bulk INSERT: ${ratioSpread(r.insertBatcherOverCeiling)}.${tuned}\n\n${databaseDetails(db)}`;
+  });
+  const charts = databaseCharts(json);
+  const targets = table(
+    ["database", "target", "measured", "status"],
+    json.targets.map((t) => [t.database, t.target, t.value, met(t.met)]),
+    4,
+  );
+  const versions = Object.entries(json.versions)
+    .map(([k, v]) => `\`${k}\` ${v}`)
+    .join(", ");
+  return {
+    markdown: `${title}\n\n${source}, on ${json.date.slice(0, 10)}${json.quick ? " (**quick run: not judged**)" : ""} (the run took ${minutes(json.durationMs)}): ${json.benchmark}. ${m.cpu}, ${m.cores} cores (the database servers run on the same machine), Node.js ${m.node}; load average ${m.loadStart.toFixed(2)} → ${m.loadEnd.toFixed(2)}; ${versions}.\n\n${method}\n\n${databases.join("\n\n")}\n\n${charts.map((c) => chartImage(c.name, c.alt)).join("\n\n")}\n\nTargets, judged on the median of the paired ratios:\n\n${targets}`,
+    charts,
+  };
+}
+
 function scenarioSection(
   result: ScenarioResult,
   context: RenderContext,
@@ -431,6 +741,7 @@ export async function writeReport(results: BenchResults, outDir: string): Promis
     ...results.scenarios.map((scenario) => scenarioSection(scenario, context)),
     workerPoolSection(),
     servingSection(),
+    databaseSection(),
   ];
   for (const { markdown, charts } of parts) {
     for (const chart of charts) {

@@ -345,6 +345,55 @@ ${body}
 
 const OTEL_EXPECTED = "[2,4,6] submitted=3 metrics=13 batch check links=3";
 
+// Loads `async-batcher/pg` and `async-batcher/mysql` the way users do and looks keys up in the
+// servers' own catalogs (nothing is created): one batch per database, one key found, one not.
+// The batchers must be instances of the core's AsyncBatcher from the same install.
+function databaseScript(format) {
+  const esm = format === "esm";
+  const load = esm
+    ? `import pg from "pg";
+import mysql from "mysql2/promise";
+import { AsyncBatcher } from "async-batcher";
+import { PgLoadBatcher } from "async-batcher/pg";
+import { MysqlLoadBatcher } from "async-batcher/mysql";`
+    : `const pg = require("pg");
+const mysql = require("mysql2/promise");
+const { AsyncBatcher } = require("async-batcher");
+const { PgLoadBatcher } = require("async-batcher/pg");
+const { MysqlLoadBatcher } = require("async-batcher/mysql");`;
+  const body = `const pgPool = new pg.Pool({ connectionString: process.env.PG_URL ?? "postgres://postgres@127.0.0.1:5432/test" });
+const myPool = mysql.createPool(process.env.MYSQL_URL ?? "mysql://root@127.0.0.1:3306/test");
+try {
+  const schemas = new PgLoadBatcher({ pool: pgPool, table: { schema: "pg_catalog", name: "pg_namespace" }, key: "nspname" });
+  const databases = new MysqlLoadBatcher({ pool: myPool, table: { schema: "information_schema", name: "SCHEMATA" }, key: "SCHEMA_NAME" });
+  const [a, b] = await Promise.all([schemas.process("pg_catalog"), schemas.process("no such schema")]);
+  const [c, d] = await Promise.all([databases.process("information_schema"), databases.process("no such database")]);
+  await Promise.all([schemas.stop(), databases.stop()]);
+  console.log(
+    "pg " + a?.nspname + " " + b,
+    "mysql " + c?.SCHEMA_NAME + " " + d,
+    schemas instanceof AsyncBatcher && databases instanceof AsyncBatcher ? "instances ok" : "not instances",
+  );
+} finally {
+  await Promise.all([pgPool.end(), myPool.end()]);
+}`;
+  return `${load}
+
+${
+  esm
+    ? body
+    : `(async () => {
+${body}
+})().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});`
+}
+`;
+}
+
+const DATABASE_EXPECTED = "pg pg_catalog null mysql information_schema null instances ok";
+
 function main() {
   const missing = entryFiles().filter((file) => !existsSync(join(root, file)));
   if (missing.length > 0) {
@@ -374,7 +423,7 @@ function main() {
     run("npm", ["init", "-y"], { cwd: project });
     // The optional peers of the subpaths, at the ranges the package asks for; OpenTelemetry at
     // the versions our tests use (the SDK's own peer range on the API is narrower than ours).
-    const peers = ["piscina", "onnxruntime-node"].map(
+    const peers = ["piscina", "onnxruntime-node", "pg", "mysql2"].map(
       (name) => `${name}@${manifest.peerDependencies[name]}`,
     );
     const otel = OTEL_PACKAGES.map((name) => `${name}@${manifest.devDependencies[name]}`);
@@ -458,6 +507,21 @@ function main() {
         );
       }
       summary.push(`async-batcher/otel via ${how} (${file}): metrics and a linked span, ${output}`);
+    }
+
+    // Needs the servers of the integration tests (DEVELOPERS.md), as CI has them.
+    for (const [file, format, how] of [
+      ["database.mjs", "esm", "import"],
+      ["database.cjs", "cjs", "require"],
+    ]) {
+      writeFileSync(join(project, file), databaseScript(format));
+      const output = run("node", [file], { cwd: project, timeout: 30_000 }).trim();
+      if (output !== DATABASE_EXPECTED) {
+        throw new CheckError(
+          `node ${file} printed ${JSON.stringify(output)}, expected ${DATABASE_EXPECTED}`,
+        );
+      }
+      summary.push(`async-batcher/pg and /mysql via ${how} (${file}): ${output}`);
     }
 
     console.log(`check:package ok\n  ${summary.join("\n  ")}`);

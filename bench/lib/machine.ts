@@ -33,7 +33,7 @@ export function machine(): Machine {
   };
 }
 
-function packageVersion(root: string, name: string): string {
+export function packageVersion(root: string, name: string): string {
   const json = JSON.parse(readFileSync(join(root, "node_modules", name, "package.json"), "utf8"));
   return String((json as { version?: unknown }).version);
 }

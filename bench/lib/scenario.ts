@@ -56,8 +56,8 @@ export interface ScenarioResult {
 /** What the child of one (scenario, subject, repetition) returns. */
 export type Sample = Record<string, unknown>;
 
-/** Samples by repetition, then by subject. */
-export type Samples<S> = Partial<Record<SubjectId, S>>[];
+/** Samples by repetition, then by subject (or by mode, for the benches outside the harness). */
+export type Samples<S, K extends string = SubjectId> = Partial<Record<K, S>>[];
 
 export interface SummarizeInput<P, S> {
   params: P;

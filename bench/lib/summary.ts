@@ -4,9 +4,9 @@ import { type Metric, metric } from "./stats.js";
 import type { SubjectId } from "./subjects.js";
 
 /** The value `pick` reads from each repetition's sample of `subject`. */
-export function valuesOf<S>(
-  samples: Samples<S>,
-  subject: SubjectId,
+export function valuesOf<S, K extends string = SubjectId>(
+  samples: Samples<S, K>,
+  subject: K,
   pick: (sample: S) => number,
 ): number[] {
   const values: number[] = [];
@@ -17,9 +17,9 @@ export function valuesOf<S>(
   return values;
 }
 
-export function metricOf<S>(
-  samples: Samples<S>,
-  subject: SubjectId,
+export function metricOf<S, K extends string = SubjectId>(
+  samples: Samples<S, K>,
+  subject: K,
   pick: (sample: S) => number,
 ): Metric | null {
   const values = valuesOf(samples, subject, pick);
@@ -30,10 +30,10 @@ export function metricOf<S>(
  * `subject / reference` in each repetition where both ran (they ran back to back, in the same
  * conditions), then the median and range of those ratios.
  */
-export function pairedRatio<S>(
-  samples: Samples<S>,
-  subject: SubjectId,
-  reference: SubjectId,
+export function pairedRatio<S, K extends string = SubjectId>(
+  samples: Samples<S, K>,
+  subject: K,
+  reference: K,
   pick: (sample: S) => number,
 ): Metric | null {
   const ratios: number[] = [];

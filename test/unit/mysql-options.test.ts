@@ -104,7 +104,7 @@ describe("MysqlInsertBatcher options", () => {
     expect(batcher.columns).toEqual(["a", "b"]);
   });
 
-  it("defaults to 1000 rows, 5 ms, 4 statements at once (or the pool's connectionLimit), splitOnError", async () => {
+  it("defaults to 1000 rows, no wait (maxQueueTime 0), 4 statements at once (or the pool's connectionLimit), splitOnError", async () => {
     const small = new FakeMysqlPool();
     small.pool.config.connectionLimit = 2;
     const batcher = new MysqlInsertBatcher({ pool: small, table: "t", columns: ["a"] });
@@ -191,5 +191,19 @@ describe("MysqlLoadBatcher options", () => {
     batcher.on("batchStart", (e) => sizes.push(e.size));
     await Promise.all(Array.from({ length: 70_000 }, (_, i) => batcher.process(i)));
     expect(sizes).toEqual([65_535, 4465]);
+  });
+});
+
+describe("maxQueueTime defaults to 0", () => {
+  it("a lone row goes at the end of its tick, without waiting for a timer", async () => {
+    const fresh = new FakeMysqlPool();
+    const batcher = new MysqlInsertBatcher({ pool: fresh, table: "t", columns: ["a"] });
+    const reasons: string[] = [];
+    batcher.on("batchStart", (e) => reasons.push(e.reason));
+    const done = batcher.process({ a: 1 });
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    expect(reasons).toEqual(["time"]);
+    await done;
+    await batcher.stop();
   });
 });

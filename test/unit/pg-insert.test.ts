@@ -444,3 +444,18 @@ describe("defaults, setOptions, stop", () => {
     await expect(batcher.process({ a: 1 })).rejects.toBeInstanceOf(BatcherStoppedError);
   });
 });
+
+describe("maxQueueTime defaults to 0", () => {
+  it("a lone row goes at the end of its tick, without waiting for a timer", async () => {
+    const pool = new FakePool(TABLE);
+    const batcher = new PgInsertBatcher({ pool, table: "t", columns: ["a", "b"] });
+    const reasons: string[] = [];
+    batcher.on("batchStart", (e) => reasons.push(e.reason));
+    const done = batcher.process({ a: 1, b: "x" });
+    // The table is read first (a promise), then the statement: no timer in between.
+    await done;
+    expect(reasons).toEqual(["time"]);
+    expect(pool.statements).toHaveLength(1);
+    await batcher.stop();
+  });
+});

@@ -73,7 +73,9 @@ describe("the table form", () => {
       maxQueueTime: 0,
     });
     await batcher.process(1);
-    expect(pool.statements[0]?.text).toMatch(/^SELECT k\.ord AS "__ord", t\."name" FROM/);
+    expect(pool.statements[0]?.text).toMatch(
+      /^WITH found AS MATERIALIZED \(SELECT \* FROM "t" WHERE "id" = ANY\(\$1::bigint\[\]\)\) SELECT k\.ord AS "__ord", t\."name" FROM/,
+    );
     await batcher.stop();
     for (const [over, message] of [
       [{ key: "nope" }, /^key: table "t" has no column "nope"/],

@@ -195,10 +195,10 @@ describe("insertSql", () => {
 describe("loadSql", () => {
   it("joins the keys, numbered, to the table", () => {
     expect(loadSql('"users"', "id", "bigint", "*", "__ord")).toBe(
-      'SELECT k.ord AS "__ord", t.* FROM unnest($1::bigint[]) WITH ORDINALITY AS k(key, ord) JOIN "users" AS t ON t."id" = k.key',
+      'WITH found AS MATERIALIZED (SELECT * FROM "users" WHERE "id" = ANY($1::bigint[])) SELECT k.ord AS "__ord", t.* FROM unnest($1::bigint[]) WITH ORDINALITY AS k(key, ord) JOIN found AS t ON t."id" = k.key',
     );
     expect(loadSql('"s"."u"', 'I"d', "uuid", ["a", 'b"'], "__ord_2")).toBe(
-      'SELECT k.ord AS "__ord_2", t."a", t."b""" FROM unnest($1::uuid[]) WITH ORDINALITY AS k(key, ord) JOIN "s"."u" AS t ON t."I""d" = k.key',
+      'WITH found AS MATERIALIZED (SELECT * FROM "s"."u" WHERE "I""d" = ANY($1::uuid[])) SELECT k.ord AS "__ord_2", t."a", t."b""" FROM unnest($1::uuid[]) WITH ORDINALITY AS k(key, ord) JOIN found AS t ON t."I""d" = k.key',
     );
   });
 });
@@ -266,7 +266,7 @@ describe("statements built from the catalog", () => {
     await Promise.all([batcher.process(1), batcher.process(2)]);
     expect(pool.statements).toEqual([
       {
-        text: 'SELECT k.ord AS "__ord_2", t.* FROM unnest($1::integer[]) WITH ORDINALITY AS k(key, ord) JOIN "events" AS t ON t."user id" = k.key',
+        text: 'WITH found AS MATERIALIZED (SELECT * FROM "events" WHERE "user id" = ANY($1::integer[])) SELECT k.ord AS "__ord_2", t.* FROM unnest($1::integer[]) WITH ORDINALITY AS k(key, ord) JOIN found AS t ON t."user id" = k.key',
         values: [[1, 2]],
       },
     ]);

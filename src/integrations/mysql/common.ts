@@ -199,7 +199,7 @@ const RESERVED = [
 /** The defaults of the core options that the MySQL batchers change. */
 export const MYSQL_DEFAULTS = Object.freeze({
   maxBatchSize: 1000,
-  maxQueueTime: 5,
+  maxQueueTime: 0,
   concurrency: 4,
   splitOnError: true,
 });

@@ -110,7 +110,7 @@ const RESERVED = ["keyOf", "dedupe", "onMissingResult", "executor", "closeExecut
 /** The defaults of the core options that the database batchers change. */
 export const PG_DEFAULTS = Object.freeze({
   maxBatchSize: 1000,
-  maxQueueTime: 5,
+  maxQueueTime: 0,
   concurrency: 4,
   splitOnError: true,
 });

@@ -210,8 +210,9 @@ export function insertSql(spec: InsertSpec, rows: number): InsertStatement {
  * that found it:
  *
  * ```sql
+ * WITH found AS MATERIALIZED (SELECT * FROM "users" WHERE "id" = ANY($1::integer[]))
  * SELECT k.ord AS "__ord", t.* FROM unnest($1::integer[]) WITH ORDINALITY AS k(key, ord)
- *   JOIN "users" AS t ON t."id" = k.key
+ *   JOIN found AS t ON t."id" = k.key
  * ```
  */
 export function loadSql(
@@ -222,9 +223,14 @@ export function loadSql(
   ordAlias: string,
 ): string {
   const selected = columns === "*" ? "t.*" : columns.map((c) => `t.${quoteIdent(c)}`).join(", ");
+  // The rows are found by `= ANY($1)` first (an index scan), in a MATERIALIZED CTE that the
+  // planner cannot fold into the join: joined straight to `unnest`, a small table is hashed
+  // whole. Then the few rows found are matched to the keys' positions by the server's own
+  // equality, whatever JS type each key came as.
   return (
+    `WITH found AS MATERIALIZED (SELECT * FROM ${table} WHERE ${quoteIdent(key)} = ANY($1::${keyType}[])) ` +
     `SELECT k.ord AS ${quoteIdent(ordAlias)}, ${selected} ` +
     `FROM unnest($1::${keyType}[]) WITH ORDINALITY AS k(key, ord) ` +
-    `JOIN ${table} AS t ON t.${quoteIdent(key)} = k.key`
+    `JOIN found AS t ON t.${quoteIdent(key)} = k.key`
   );
 }
