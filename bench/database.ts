@@ -12,7 +12,7 @@
  *   as one SELECT per call and through the load batcher; every row loaded is checked against its
  *   key.
  * Any error, wrong or missing row, or a run that does not finish, fails the whole run. Each
- * batcher also runs as a variant with `maxBatchSize: 125` (not judged; see `TUNED`).
+ * batcher also runs as a variant with `maxBatchSize: 1000` (not judged; see `TUNED`).
  *
  * Targets: inserts through the batcher at least 10x the rows/s of one INSERT per call and at
  * least 70% of the ceiling's; loads at least 10x one SELECT per call. Every mode runs several
@@ -105,14 +105,13 @@ if (!Number.isInteger(callsPerCaller)) throw new Error("rows must be a multiple 
 
 /**
  * `tuned`: the same batcher with `TUNED` options, a variant that is not judged. In this closed
- * loop the 500 callers of a settled batch resubmit together, so with the defaults every batch
- * holds 500 rows and only one statement is in flight. Batches of 125 keep four statements in
- * flight (the default `concurrency`), and each is a full batch, which `MysqlInsertBatcher` and
- * `MysqlLoadBatcher` keep prepared (a batch below `maxBatchSize` costs a prepare and a close).
+ * loop the 500 callers of a settled batch resubmit together: with the default `maxBatchSize`
+ * (250) they make two full batches, two statements in flight; with 1,000, one batch of 500 and one
+ * statement at a time, which the MariaDB batchers also prepare and close (it is not full).
  */
 const INSERT_MODES = ["per-call", "batcher", "tuned", "ceiling"] as const;
 const LOAD_MODES = ["per-call", "batcher", "tuned"] as const;
-const TUNED = { maxBatchSize: 125 } as const;
+const TUNED = { maxBatchSize: 1000 } as const;
 type InsertMode = (typeof INSERT_MODES)[number];
 type LoadMode = (typeof LOAD_MODES)[number];
 

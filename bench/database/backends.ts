@@ -21,7 +21,7 @@ import {
 /** Options given to a batcher on top of its defaults (the bench's tuned variant). */
 export type BatcherExtra = Readonly<Record<string, number>>;
 
-/** Extra options as written in a constructor call: `, maxBatchSize: 125`. */
+/** Extra options as written in a constructor call: `, maxBatchSize: 1000`. */
 export function optionsText(extra: BatcherExtra): string {
   return Object.entries(extra)
     .map(([k, v]) => `, ${k}: ${v}`)

@@ -94,6 +94,7 @@ describe("MysqlInsertBatcher", () => {
       pool: counted.pool,
       table: t,
       columns: ["email", "n"],
+      maxBatchSize: 1000,
     });
     const results = await Promise.all(
       Array.from({ length: 1000 }, (_, i) => batcher.process({ email: `u${i}@x`, n: i })),

@@ -104,17 +104,17 @@ describe("MysqlInsertBatcher options", () => {
     expect(batcher.columns).toEqual(["a", "b"]);
   });
 
-  it("defaults to 1000 rows, no wait (maxQueueTime 0), 4 statements at once (or the pool's connectionLimit), splitOnError", async () => {
+  it("defaults to 250 rows, no wait (maxQueueTime 0), 4 statements at once (or the pool's connectionLimit), splitOnError", async () => {
     const small = new FakeMysqlPool();
     small.pool.config.connectionLimit = 2;
     const batcher = new MysqlInsertBatcher({ pool: small, table: "t", columns: ["a"] });
-    // Observed through a batch: all 1,500 rows queued at once are cut into 1000 + 500.
+    // Observed through batches: 600 rows queued at once are cut into 250 + 250 + 100.
     const sizes: number[] = [];
     batcher.on("batchStart", (e) => sizes.push(e.size));
-    await Promise.all(Array.from({ length: 1500 }, (_, i) => batcher.process({ a: i })));
-    expect(sizes).toEqual([1000, 500]);
+    await Promise.all(Array.from({ length: 600 }, (_, i) => batcher.process({ a: i })));
+    expect(sizes).toEqual([250, 250, 100]);
     const stats = batcher.stats();
-    expect(stats.batches.size + stats.batches.time).toBe(2);
+    expect(stats.batches.size + stats.batches.time).toBe(3);
   });
 
   it("caps maxBatchSize at 65,535 placeholders ÷ columns, at construction and in setOptions()", async () => {
@@ -143,8 +143,8 @@ describe("MysqlInsertBatcher options", () => {
     batcher.setOptions({ maxBatchSize: undefined });
     const sizes: number[] = [];
     batcher.on("batchStart", (e) => sizes.push(e.size));
-    await Promise.all(Array.from({ length: 1200 }, (_, i) => batcher.process({ a: i })));
-    expect(sizes).toEqual([1000, 200]);
+    await Promise.all(Array.from({ length: 300 }, (_, i) => batcher.process({ a: i })));
+    expect(sizes).toEqual([250, 50]);
   });
 
   it("setOptions() still checks values", () => {

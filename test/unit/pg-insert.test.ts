@@ -382,7 +382,7 @@ describe("the VALUES form (a column of an array type)", () => {
 });
 
 describe("defaults, setOptions, stop", () => {
-  it("cuts batches of 1,000 rows by default, and again after setOptions({ maxBatchSize: undefined })", async () => {
+  it("cuts batches of 250 rows by default, and again after setOptions({ maxBatchSize: undefined })", async () => {
     const pool = new FakePool(TABLE);
     const sizes: number[] = [];
     const batcher = make(pool, {
@@ -391,17 +391,17 @@ describe("defaults, setOptions, stop", () => {
         if (e.type === "batchCut") sizes.push(e.size);
       },
     });
-    let done = Promise.all(Array.from({ length: 2500 }, () => batcher.process({ a: 1 })));
+    let done = Promise.all(Array.from({ length: 600 }, () => batcher.process({ a: 1 })));
     await batcher.flush();
     await done;
-    expect(sizes).toEqual([1000, 1000, 500]);
+    expect(sizes).toEqual([250, 250, 100]);
     batcher.setOptions({ maxBatchSize: 10 });
     batcher.setOptions({ maxBatchSize: undefined });
     sizes.length = 0;
-    done = Promise.all(Array.from({ length: 1500 }, () => batcher.process({ a: 1 })));
+    done = Promise.all(Array.from({ length: 300 }, () => batcher.process({ a: 1 })));
     await batcher.flush();
     await done;
-    expect(sizes).toEqual([1000, 500]);
+    expect(sizes).toEqual([250, 50]);
     await batcher.stop();
   });
 

@@ -198,7 +198,7 @@ const RESERVED = [
 
 /** The defaults of the core options that the MySQL batchers change. */
 export const MYSQL_DEFAULTS = Object.freeze({
-  maxBatchSize: 1000,
+  maxBatchSize: 250,
   maxQueueTime: 0,
   concurrency: 4,
   splitOnError: true,
@@ -213,7 +213,7 @@ function poolSize(pool: MysqlPool): number | undefined {
 
 /** The tunable options whose defaults differ from the core's, and the batcher's caps. */
 export interface Tunables {
-  /** The default `maxBatchSize` (1000, or the placeholder cap when lower). */
+  /** The default `maxBatchSize` (250, or the placeholder cap when lower). */
   readonly maxBatchSize: number;
   readonly maxQueueTime: number;
   readonly concurrency: number;

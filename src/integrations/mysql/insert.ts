@@ -136,7 +136,7 @@ export interface MysqlInsertBatcherOptions<Row extends object = Record<string, u
   /**
    * Most rows in one batch (one INSERT statement); at most 65,535 ÷ columns (the placeholder
    * limit of a prepared statement): the batcher lowers it itself.
-   * @default 1000
+   * @default 250
    */
   maxBatchSize?: number;
   /**
@@ -147,7 +147,9 @@ export interface MysqlInsertBatcherOptions<Row extends object = Record<string, u
   maxBatchWeight?: number;
   /**
    * Most milliseconds the oldest row waits for others before its batch is sent.
-   * @default 5
+   * `0`: none; rows that arrive together go together, and batches grow while every
+   * `concurrency` slot is busy.
+   * @default 0
    */
   maxQueueTime?: number;
   /**

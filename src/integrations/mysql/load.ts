@@ -72,7 +72,7 @@ export interface MysqlLoadBatcherOptions<Key = unknown>
   keepPrepared?: boolean;
   /**
    * Most distinct keys in one batch (one query); at most 65,535 (the placeholder limit).
-   * @default 1000
+   * @default 250
    */
   maxBatchSize?: number;
   /**
@@ -83,7 +83,9 @@ export interface MysqlLoadBatcherOptions<Key = unknown>
   maxBatchWeight?: number;
   /**
    * Most milliseconds the oldest key waits for others before its batch is sent.
-   * @default 5
+   * `0`: none; rows that arrive together go together, and batches grow while every
+   * `concurrency` slot is busy.
+   * @default 0
    */
   maxQueueTime?: number;
   /**

@@ -109,7 +109,7 @@ const RESERVED = ["keyOf", "dedupe", "onMissingResult", "executor", "closeExecut
 
 /** The defaults of the core options that the database batchers change. */
 export const PG_DEFAULTS = Object.freeze({
-  maxBatchSize: 1000,
+  maxBatchSize: 250,
   maxQueueTime: 0,
   concurrency: 4,
   splitOnError: true,

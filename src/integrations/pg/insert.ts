@@ -99,12 +99,14 @@ export interface PgInsertBatcherOptions<Row extends object = Record<string, unkn
   /**
    * Most rows in one batch (one statement). When a column is of an array type, at most
    * 65,535 ÷ columns rows (the protocol's parameter limit): the batcher lowers it itself.
-   * @default 1000
+   * @default 250
    */
   maxBatchSize?: number;
   /**
    * Most milliseconds the oldest row waits for others before its batch is sent.
-   * @default 5
+   * `0`: none; rows that arrive together go together, and batches grow while every
+   * `concurrency` slot is busy.
+   * @default 0
    */
   maxQueueTime?: number;
   /**

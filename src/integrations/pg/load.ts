@@ -35,12 +35,14 @@ export interface PgLoadCoreOptions<Key>
   key: string;
   /**
    * Most keys in one batch (one query).
-   * @default 1000
+   * @default 250
    */
   maxBatchSize?: number;
   /**
    * Most milliseconds the oldest key waits for others before its batch is sent.
-   * @default 5
+   * `0`: none; rows that arrive together go together, and batches grow while every
+   * `concurrency` slot is busy.
+   * @default 0
    */
   maxQueueTime?: number;
   /**
