@@ -5,6 +5,7 @@ import {
   resolveOptions,
   type TunableOptions,
 } from "../../options.js";
+import { identifierList } from "../shared/identifiers.js";
 
 /** What the batchers pass to `execute()`: the SQL, and the shape of the rows they read back. */
 export interface MysqlStatement {
@@ -107,22 +108,13 @@ export function identifierOption(option: string, value: unknown): string {
  * `"a"` and `"A"` are the same column: refused as a duplicate.
  */
 export function identifierListOption(option: string, value: unknown): string[] {
-  if (!Array.isArray(value)) {
-    throw new TypeError(`${option} must be an array of column names, got ${describe(value)}`);
-  }
-  if (value.length === 0) throw new TypeError(`${option} must name at least one column`);
-  const seen = new Set<string>();
-  return value.map((name: unknown, i) => {
-    const checked = identifierOption(`${option}[${i}]`, name);
-    const folded = checked.toLowerCase();
-    if (seen.has(folded)) {
-      throw new TypeError(
-        `${option} names ${JSON.stringify(checked)} twice (column names are case-insensitive)`,
-      );
-    }
-    seen.add(folded);
-    return checked;
-  });
+  return identifierList(
+    option,
+    value,
+    identifierOption,
+    (name) => name.toLowerCase(),
+    " (column names are case-insensitive)",
+  );
 }
 
 /** The table, resolved: its quoted SQL, and its parts for the catalog. */

@@ -4,6 +4,7 @@ import {
   resolveOptions,
   type TunableOptions,
 } from "../../options.js";
+import { identifierList } from "../shared/identifiers.js";
 
 /**
  * The few things the batchers need of a `pg` pool: `pg.Pool` fits, and so does anything with
@@ -60,19 +61,7 @@ export function identifierOption(option: string, value: unknown): string {
 
 /** A list of distinct identifiers, at least one. */
 export function identifierListOption(option: string, value: unknown): string[] {
-  if (!Array.isArray(value)) {
-    throw new TypeError(`${option} must be an array of column names, got ${describe(value)}`);
-  }
-  if (value.length === 0) throw new TypeError(`${option} must name at least one column`);
-  const seen = new Set<string>();
-  return value.map((name: unknown, i) => {
-    const checked = identifierOption(`${option}[${i}]`, name);
-    if (seen.has(checked)) {
-      throw new TypeError(`${option} names ${JSON.stringify(checked)} twice`);
-    }
-    seen.add(checked);
-    return checked;
-  });
+  return identifierList(option, value, identifierOption);
 }
 
 /** The table, quoted (and schema-qualified when given as `{ schema, name }`), and its name for messages. */
