@@ -519,6 +519,7 @@ describe("PgLoadBatcher", () => {
       table: t,
       key: "id",
       columns: ["v"],
+      maxBatchSize: 1000, // one batch for the 120 distinct keys
     });
     const keys = Array.from({ length: 500 }, (_, i) => (i % 120) + 1);
     const rows = await Promise.all(keys.map((k) => loader.process(k)));

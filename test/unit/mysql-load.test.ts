@@ -128,3 +128,15 @@ describe("MysqlLoadBatcher", () => {
     expect(pool.ended).toBe(false);
   });
 });
+
+describe("MysqlLoadBatcher defaults", () => {
+  it("loads at most 100 distinct keys per query, with no wait", async () => {
+    const pool = new FakeMysqlPool(server([], () => false));
+    const batcher = new MysqlLoadBatcher<number, Row>({ pool, table: "users", key: "id" });
+    const sizes: number[] = [];
+    batcher.on("batchStart", (e) => sizes.push(e.size));
+    await Promise.all(Array.from({ length: 250 }, (_, i) => batcher.process(i)));
+    expect(sizes).toEqual([100, 100, 50]);
+    await batcher.stop();
+  });
+});

@@ -202,3 +202,18 @@ describe("keyString", () => {
     expect(keyString(key)).toBe(expected);
   });
 });
+
+describe("defaults", () => {
+  it("loads at most 100 distinct keys per query, with no wait", async () => {
+    const pool = new FakePool(
+      TABLE,
+      byPosition(() => []),
+    );
+    const batcher = new PgLoadBatcher<number>({ pool, table: "t", key: "id" });
+    const sizes: number[] = [];
+    batcher.on("batchStart", (e) => sizes.push(e.size));
+    await Promise.all(Array.from({ length: 250 }, (_, i) => batcher.process(i)));
+    expect(sizes).toEqual([100, 100, 50]);
+    await batcher.stop();
+  });
+});

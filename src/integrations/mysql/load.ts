@@ -11,6 +11,7 @@ import {
   identifierOption,
   isStatementLevel,
   MAX_PLACEHOLDERS,
+  MYSQL_DEFAULTS,
   type MysqlPool,
   type MysqlStatement,
   type MysqlTable,
@@ -72,7 +73,7 @@ export interface MysqlLoadBatcherOptions<Key = unknown>
   keepPrepared?: boolean;
   /**
    * Most distinct keys in one batch (one query); at most 65,535 (the placeholder limit).
-   * @default 250
+   * @default 100
    */
   maxBatchSize?: number;
   /**
@@ -230,6 +231,7 @@ export class MysqlLoadBatcher<Key = unknown, Row = Record<string, unknown>> exte
       "MysqlLoadBatcher",
       MAX_PLACEHOLDERS,
       (k: unknown) => KEY_OVERHEAD + parameterSize(toParameter(k, "a key")),
+      MYSQL_DEFAULTS.loadBatchSize,
     );
     const userWeight = (core.maxBatchWeight as number | undefined) ?? Number.POSITIVE_INFINITY;
     core.maxBatchWeight = Math.min(userWeight, budget);

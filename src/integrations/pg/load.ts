@@ -11,6 +11,7 @@ import {
   identifierOption,
   isSchemaError,
   isStatementLevel,
+  PG_DEFAULTS,
   type PgPool,
   type PgTable,
   poolOption,
@@ -35,7 +36,7 @@ export interface PgLoadCoreOptions<Key>
   key: string;
   /**
    * Most keys in one batch (one query).
-   * @default 250
+   * @default 100
    */
   maxBatchSize?: number;
   /**
@@ -181,6 +182,7 @@ export class PgLoadBatcher<Key = unknown, Row = Record<string, unknown>> extends
       OWN_KEYS,
       pool,
       "PgLoadBatcher",
+      PG_DEFAULTS.loadBatchSize,
     );
     super({
       ...(core.options as BatcherOptions<Key, Row | null>),
