@@ -78,6 +78,21 @@ function entryFiles() {
   return [...files].filter((file) => file !== undefined);
 }
 
+/**
+ * `body` as top-level code of a script: as is in ESM (top-level await), wrapped in an async
+ * function that sets the exit code on failure in CommonJS.
+ */
+function topLevel(esm, body) {
+  return esm
+    ? body
+    : `(async () => {
+${body}
+})().catch((error) => {
+  console.error(error);
+  process.exitCode = 1;
+});`;
+}
+
 // The README quickstart, with 50 ms of "work" instead of 1000, loaded the way users load it. It
 // prints the results alone on stdout; anything wrong with the exports throws (or, for a missing
 // named ESM import, fails to link), so the process exits non-zero.
@@ -130,16 +145,7 @@ class MyBatchProcessor extends AsyncBatcher {
   }
 }
 
-${
-  esm
-    ? demo
-    : `(async () => {
-${demo}
-})().catch((error) => {
-  console.error(error);
-  process.exitCode = 1;
-});`
-}
+${topLevel(esm, demo)}
 `;
 }
 
@@ -228,16 +234,7 @@ console.log(JSON.stringify(results), error.code, error instanceof RangeError ? e
 if (basename(resolved) !== "${entry}" || basename(dirname(resolved)) !== "worker") {
   throw new Error("async-batcher/worker resolved to " + resolved + ", expected dist/worker/${entry}");
 }
-${
-  esm
-    ? body
-    : `(async () => {
-${body}
-})().catch((error) => {
-  console.error(error);
-  process.exitCode = 1;
-});`
-}
+${topLevel(esm, body)}
 `;
 }
 
@@ -257,9 +254,7 @@ const bad = await batcher.process([1, 2, 3]).catch((e) => e);
 await batcher.stop();
 const sum = row.reduce((a, b) => a + b, 0);
 console.log(row.length, Math.abs(sum - 1) < 1e-5 ? "sum 1" : "sum " + sum, bad.code);`;
-  return esm
-    ? `${load}\n${body}\n`
-    : `${load}\n(async () => {\n${body}\n})().catch((error) => {\n  console.error(error);\n  process.exitCode = 1;\n});\n`;
+  return `${load}\n${topLevel(esm, body)}\n`;
 }
 
 const ONNX_EXPECTED = "5 sum 1 ERR_INVALID_INPUT";
@@ -330,16 +325,7 @@ console.log(JSON.stringify(results), "submitted=" + submitted, "metrics=" + metr
 if (basename(resolved) !== "${entry}" || basename(dirname(resolved)) !== "otel") {
   throw new Error("async-batcher/otel resolved to " + resolved + ", expected dist/otel/${entry}");
 }
-${
-  esm
-    ? body
-    : `(async () => {
-${body}
-})().catch((error) => {
-  console.error(error);
-  process.exitCode = 1;
-});`
-}
+${topLevel(esm, body)}
 `;
 }
 
@@ -379,16 +365,7 @@ try {
 }`;
   return `${load}
 
-${
-  esm
-    ? body
-    : `(async () => {
-${body}
-})().catch((error) => {
-  console.error(error);
-  process.exitCode = 1;
-});`
-}
+${topLevel(esm, body)}
 `;
 }
 

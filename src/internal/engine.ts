@@ -212,9 +212,9 @@ export class Engine<T, R> {
   /** Batches keep each item's weight (with `weigh`), to weigh what is left of them later. */
   readonly #withWeights: boolean;
   /** No option that needs per-item work on admission: `process(item)` takes the short path. */
-  #plain: boolean;
+  #plain = false;
   /** `batchKey` is the only such option: `process(item)` takes the keyed short path. */
-  #keyedOnly: boolean;
+  #keyedOnly = false;
 
   /** Made by the first `on()`: with no listener, events cost one field check. */
   #events: Emitter<BatcherEvents> | undefined = undefined;
@@ -326,16 +326,7 @@ export class Engine<T, R> {
     this.#retry = options.retry;
     this.#splitOnError = options.splitOnError;
     this.#withWeights = this.#weigh !== undefined;
-    this.#plain =
-      this.#weigh === undefined &&
-      this.#batchKey === undefined &&
-      this.#keyOf === undefined &&
-      this.#itemTimeout === Number.POSITIVE_INFINITY;
-    this.#keyedOnly =
-      this.#batchKey !== undefined &&
-      this.#weigh === undefined &&
-      this.#keyOf === undefined &&
-      this.#itemTimeout === Number.POSITIVE_INFINITY;
+    this.#choosePaths();
     if (this.#batchKey === undefined) {
       this.#lane0 = this.#newLane(undefined);
       this.#keys = undefined;
@@ -383,18 +374,18 @@ export class Engine<T, R> {
   captureContext(capture: (() => unknown) | undefined): void {
     this.#capture = capture;
     this.#contexts = capture === undefined ? undefined : new WeakMap();
-    this.#plain =
-      capture === undefined &&
-      this.#weigh === undefined &&
-      this.#batchKey === undefined &&
-      this.#keyOf === undefined &&
-      this.#itemTimeout === Number.POSITIVE_INFINITY;
-    this.#keyedOnly =
-      capture === undefined &&
-      this.#batchKey !== undefined &&
-      this.#weigh === undefined &&
-      this.#keyOf === undefined &&
-      this.#itemTimeout === Number.POSITIVE_INFINITY;
+    this.#choosePaths();
+  }
+
+  /** Which short path `process(item)` may take: none when any option needs work per item. */
+  #choosePaths(): void {
+    const perItem =
+      this.#weigh !== undefined ||
+      this.#keyOf !== undefined ||
+      this.#capture !== undefined ||
+      this.#itemTimeout !== Number.POSITIVE_INFINITY;
+    this.#plain = !perItem && this.#batchKey === undefined;
+    this.#keyedOnly = !perItem && this.#batchKey !== undefined;
   }
 
   stats(): BatcherStats {

@@ -34,6 +34,17 @@ export class ItemFailure extends Error {
 export const itemFails = (id: number): boolean => id % 3 === 1;
 
 /** One thing a scenario does at `at` ms; steps at the same ms run by `order`, then as listed. */
+/** How one caller's promise settled, as a property test saw it. */
+export interface Settlement {
+  readonly ok: boolean;
+  readonly value: unknown;
+  readonly reason: unknown;
+  /** Order in which it was seen. */
+  readonly seq: number;
+  /** ms on the fake clock when it was seen. */
+  readonly time: number;
+}
+
 export interface Step {
   readonly at: number;
   readonly order: number;

@@ -33,6 +33,7 @@ import {
   itemFails,
   perform,
   runTimeline,
+  type Settlement,
   type Step,
   type StopMode,
   type Timing,
@@ -294,16 +295,6 @@ type Expected =
   | "weighInvalid"
   | "tooLarge"
   | "full";
-
-interface Settlement {
-  readonly ok: boolean;
-  readonly value: unknown;
-  readonly reason: unknown;
-  /** Order in which it was seen. */
-  readonly seq: number;
-  /** ms on the fake clock when it was seen. */
-  readonly time: number;
-}
 
 interface SignalState {
   readonly name: string;

@@ -42,6 +42,7 @@ import {
   count,
   perform,
   runTimeline,
+  type Settlement,
   type Step,
   type StopMode,
   type Timing,
@@ -277,16 +278,6 @@ const scenarioArb: fc.Arbitrary<Scenario> = rawScenarioArb.map((raw): Scenario =
 /** The reason our signals abort with, unless they use the default one. */
 class AbortReason extends Error {
   override name = "AbortReason";
-}
-
-interface Settlement {
-  readonly ok: boolean;
-  readonly value: unknown;
-  readonly reason: unknown;
-  /** Order in which it was seen. */
-  readonly seq: number;
-  /** ms on the fake clock when it was seen. */
-  readonly time: number;
 }
 
 interface SignalState {
