@@ -3,7 +3,7 @@
  * table described here, records every statement, and hands the others to a handler.
  */
 import { TABLE_INFO_SQL } from "../../src/integrations/pg/catalog.js";
-import type { PgQueryResult } from "../../src/integrations/pg/common.js";
+import type { PgQueryConfig, PgQueryResult } from "../../src/integrations/pg/common.js";
 
 export interface FakeColumn {
   name: string;
@@ -21,6 +21,8 @@ export interface FakeColumn {
 export interface Query {
   text: string;
   values: unknown[];
+  /** The prepared statement's name, when the batcher prepares it. */
+  name?: string;
 }
 
 export type Handler = (text: string, values: unknown[]) => PgQueryResult | Promise<PgQueryResult>;
@@ -42,8 +44,10 @@ export class FakePool {
     this.handler = handler;
   }
 
-  async query(text: string, values: unknown[] = []): Promise<PgQueryResult> {
-    const query = { text, values };
+  async query(config: PgQueryConfig): Promise<PgQueryResult> {
+    const { text, values } = config;
+    const query: Query =
+      config.name === undefined ? { text, values } : { text, values, name: config.name };
     this.queries.push(query);
     if (text === TABLE_INFO_SQL) {
       this.catalogReads++;

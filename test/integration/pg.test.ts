@@ -3,8 +3,8 @@
  * postgres://postgres@127.0.0.1:5432/test): one statement per batch, returned rows matched to
  * their callers (split batches, identical rows, generated keys), upserts, failure isolation in a
  * batch of 1,000 (the driver's SQLSTATE, 999 rows in the table), hostile identifiers and values,
- * loads by int4, int8, uuid and text keys, and the pool left open. Every test makes its own
- * tables and drops them.
+ * loads by int4, int8, uuid and text keys, prepared statements (and a table altered under them),
+ * and the pool left open. Every test makes its own tables and drops them.
  */
 import { InvalidInputError, PgInsertBatcher, PgLoadBatcher, type PgPool } from "async-batcher/pg";
 import pg from "pg";
@@ -59,19 +59,28 @@ async function count(name: string): Promise<number> {
 }
 
 /** The pool, wrapped to record every statement it is given. */
-function recording(): { pool: PgPool; texts: string[]; values: unknown[][]; writes(): number } {
+function recording(): {
+  pool: PgPool;
+  texts: string[];
+  values: unknown[][];
+  names: (string | undefined)[];
+  writes(): number;
+} {
   const texts: string[] = [];
   const values: unknown[][] = [];
+  const names: (string | undefined)[] = [];
   return {
     pool: {
-      query(text, params) {
-        texts.push(text);
-        values.push(params ?? []);
-        return pool.query(text, params);
+      query(config) {
+        texts.push(config.text);
+        values.push(config.values);
+        names.push(config.name);
+        return pool.query(config);
       },
     },
     texts,
     values,
+    names,
     writes: () => texts.filter((t) => /^(INSERT|WITH)\b/.test(t)).length,
   };
 }
@@ -560,5 +569,100 @@ describe("PgLoadBatcher", () => {
     expect(results[3]).toEqual({ status: "fulfilled", value: null });
     await loader.stop();
     expect(pool.ending).toBe(false);
+  });
+});
+
+describe("prepared statements", () => {
+  /** A connection of its own, as the batchers' pool: its prepared statements can be listed. */
+  async function client(): Promise<pg.Client> {
+    const c = new pg.Client({ connectionString: URL });
+    await c.connect();
+    return c;
+  }
+
+  /** The statements prepared on that connection. */
+  async function preparedOn(c: pg.Client): Promise<string[]> {
+    const { rows } = await c.query<{ name: string }>(
+      "SELECT name FROM pg_prepared_statements ORDER BY name",
+    );
+    return rows.map((r) => r.name);
+  }
+
+  it("each connection prepares the batcher's statement once; prepare: false prepares nothing", async () => {
+    const t = await table("prep", "id int PRIMARY KEY, v text");
+    await pool.query(`INSERT INTO ${q(t)} SELECT g, 'v' || g FROM generate_series(1, 10) g`);
+    const c = await client();
+    try {
+      const loader = new PgLoadBatcher<number>({ pool: c, table: t, key: "id" });
+      const writer = new PgInsertBatcher({ pool: c, table: t, columns: ["id", "v"] });
+      for (let i = 1; i <= 3; i++) expect(await loader.process(i)).toEqual({ id: i, v: `v${i}` });
+      await writer.process({ id: 11, v: "x" });
+      await writer.process({ id: 12, v: "y" });
+      const names = await preparedOn(c);
+      expect(names).toHaveLength(2);
+      for (const name of names) expect(name).toMatch(/^async_batcher_[0-9a-f]{40}_0$/);
+      await Promise.all([loader.stop(), writer.stop()]);
+
+      const c2 = await client();
+      try {
+        const plain = new PgLoadBatcher<number>({ pool: c2, table: t, key: "id", prepare: false });
+        expect(await plain.process(12)).toEqual({ id: 12, v: "y" });
+        expect(await preparedOn(c2)).toEqual([]);
+        await plain.stop();
+      } finally {
+        await c2.end();
+      }
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("a table changed under a prepared statement: the next batch reads it again and goes on, no caller fails", async () => {
+    const t = await table("prep_alter", "id int PRIMARY KEY, v text");
+    await pool.query(`INSERT INTO ${q(t)} VALUES (1, 'a'), (2, 'b')`);
+    const c = await client();
+    try {
+      const loader = new PgLoadBatcher<number>({ pool: c, table: t, key: "id" });
+      const writer = new PgInsertBatcher<Record<string, unknown>, Record<string, unknown>>({
+        pool: c,
+        table: t,
+        columns: ["id", "v"],
+        returning: "*",
+      });
+      expect(await loader.process(1)).toEqual({ id: 1, v: "a" });
+      expect(await writer.process({ id: 3, v: "c" })).toEqual({ id: 3, v: "c" });
+      // A new column changes what `*` returns: the prepared plans no longer fit.
+      await pool.query(`ALTER TABLE ${q(t)} ADD COLUMN w int NOT NULL DEFAULT 7`);
+      expect(await loader.process(2)).toEqual({ id: 2, v: "b", w: 7 });
+      expect(await writer.process({ id: 4, v: "d" })).toEqual({ id: 4, v: "d", w: 7 });
+      // A column's type changes: again.
+      await pool.query(`ALTER TABLE ${q(t)} ALTER COLUMN w TYPE bigint`);
+      expect(await loader.process(3)).toEqual({ id: 3, v: "c", w: "7" });
+      expect(await writer.process({ id: 5, v: "e" })).toEqual({ id: 5, v: "e", w: "7" });
+      const names = await preparedOn(c);
+      expect(names.map((n) => n.slice(-2)).sort()).toEqual(["_0", "_0", "_1", "_1", "_2", "_2"]);
+      await Promise.all([loader.stop(), writer.stop()]);
+    } finally {
+      await c.end();
+    }
+  });
+
+  it("the query form: a `SELECT *` query survives a new column too", async () => {
+    const t = await table("prep_query", "id int PRIMARY KEY, v text");
+    await pool.query(`INSERT INTO ${q(t)} VALUES (1, 'a')`);
+    const c = await client();
+    try {
+      const loader = new PgLoadBatcher<number>({
+        pool: c,
+        query: `SELECT * FROM ${q(t)} WHERE id = ANY($1::int[])`,
+        key: "id",
+      });
+      expect(await loader.process(1)).toEqual({ id: 1, v: "a" });
+      await pool.query(`ALTER TABLE ${q(t)} ADD COLUMN w text`);
+      expect(await loader.process(1)).toEqual({ id: 1, v: "a", w: null });
+      await loader.stop();
+    } finally {
+      await c.end();
+    }
   });
 });

@@ -162,7 +162,13 @@ describe("the query form", () => {
       { id: "1", name: "n1" },
       null,
     ]);
-    expect(pool.queries).toEqual([{ text: QUERY, values: [[1, 2n, 9]] }]);
+    expect(pool.queries).toEqual([
+      {
+        text: QUERY,
+        values: [[1, 2n, 9]],
+        name: expect.stringMatching(/^async_batcher_[0-9a-f]{40}_0$/),
+      },
+    ]);
     expect(pool.catalogReads).toBe(0);
     await batcher.stop();
   });

@@ -16,6 +16,12 @@ describe("PgInsertBatcher options", () => {
   it.each([
     ["no options", () => new PgInsertBatcher(undefined as never), TypeError, /options/],
     ["no pool", insert({ pool: undefined }), TypeError, /^pool must/],
+    [
+      "prepare that is not a boolean",
+      insert({ prepare: "yes" }),
+      TypeError,
+      /^prepare must be a boolean/,
+    ],
     ["a pool without query()", insert({ pool: { end() {} } }), TypeError, /^pool must/],
     ["no table", insert({ table: undefined }), TypeError, /^table must/],
     ["an empty table name", insert({ table: "" }), TypeError, /^table must/],
@@ -157,6 +163,12 @@ describe("PgInsertBatcher options", () => {
 
 describe("PgLoadBatcher options", () => {
   it.each([
+    [
+      "prepare that is not a boolean",
+      load({ prepare: 1 }),
+      TypeError,
+      /^prepare must be a boolean/,
+    ],
     ["no key", load({ key: undefined }), TypeError, /^key must/],
     ["a key with NUL", load({ key: "i\0d" }), TypeError, /^key must not contain a NUL/],
     [

@@ -268,6 +268,7 @@ describe("statements built from the catalog", () => {
       {
         text: 'WITH found AS MATERIALIZED (SELECT * FROM "events" WHERE "user id" = ANY($1::integer[])) SELECT k.ord AS "__ord_2", t.* FROM unnest($1::integer[]) WITH ORDINALITY AS k(key, ord) JOIN found AS t ON t."user id" = k.key',
         values: [[1, 2]],
+        name: expect.stringMatching(/^async_batcher_[0-9a-f]{40}_0$/),
       },
     ]);
     await batcher.stop();

@@ -54,7 +54,7 @@ export async function readTableInfo(
   table: string,
   label: string,
 ): Promise<TableInfo> {
-  const { rows } = await pool.query(TABLE_INFO_SQL, [table]);
+  const { rows } = await pool.query({ text: TABLE_INFO_SQL, values: [table] });
   if (rows.length === 0) {
     // A relation with no columns at all (CREATE TABLE t ()): nothing can be inserted or read.
     throw new TypeError(`table ${label} has no columns`);

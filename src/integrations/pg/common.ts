@@ -1,3 +1,4 @@
+import { createHash } from "node:crypto";
 import {
   type BatcherOptions,
   describe,
@@ -8,12 +9,23 @@ import { identifierList } from "../shared/identifiers.js";
 
 /**
  * The few things the batchers need of a `pg` pool: `pg.Pool` fits, and so does anything with
- * the same `query(text, values)` (a wrapper that counts statements, a `pg.Client`). Each batch
- * runs exactly one `query()` call: no connection is held across batches, no transaction is
+ * the same `query(config)` (a `pg.Client`, a wrapper of yours that passes the config on). Each
+ * batch runs exactly one `query()` call: no connection is held across batches, no transaction is
  * opened, and the batchers never call `end()`: the pool is yours.
  */
 export interface PgPool {
-  query(text: string, values?: unknown[]): Promise<PgQueryResult>;
+  query(config: PgQueryConfig): Promise<PgQueryResult>;
+}
+
+/** A statement as the batchers send it: `pg`'s query config. */
+export interface PgQueryConfig {
+  text: string;
+  values: unknown[];
+  /**
+   * Set when the statement is prepared (`prepare`, the default): each connection parses and
+   * plans it once, then runs it by this name.
+   */
+  name?: string;
 }
 
 /** What the batchers read of a query's result. */
@@ -185,6 +197,59 @@ export function isStatementLevel(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;
   if (typeof code !== "string" || !/^[0-9A-Z]{5}$/.test(code)) return true;
   return STATEMENT_LEVEL.test(code);
+}
+
+/**
+ * A statement of fixed text that a batcher runs again and again, prepared by name on each
+ * connection when `prepare` is on: the server parses and plans it once per connection instead of
+ * once per batch. The name is derived from the text, so batchers running the same statement
+ * share it, and one name never stands for two texts. `generation` is part of the name: after the
+ * server says a prepared plan no longer fits its table (`isStalePlan`), the batcher moves to the
+ * next generation, a name no connection has prepared yet.
+ */
+export class PgStatement {
+  readonly text: string;
+  /** The name it is prepared under, or `undefined` when it is not prepared. */
+  readonly name: string | undefined;
+
+  constructor(text: string, prepare: boolean, generation = 0) {
+    this.text = text;
+    // At most 63 bytes (NAMEDATALEN): "async_batcher_", 40 hex digits, "_" and the generation.
+    this.name = prepare
+      ? `async_batcher_${createHash("sha1").update(text).digest("hex")}_${generation}`
+      : undefined;
+  }
+
+  /** The query config that runs it with `values`. */
+  config(values: unknown[]): PgQueryConfig {
+    return this.name === undefined
+      ? { text: this.text, values }
+      : { name: this.name, text: this.text, values };
+  }
+}
+
+/**
+ * Whether a prepared statement failed only because its plan, made before its table changed, no
+ * longer fits it (SQLSTATE 0A000, "cached plan must not change result type": a column was added
+ * to a `*`, or changed type). The server checks this before running anything, so the statement
+ * can be run again, prepared afresh under a new name.
+ */
+export function isStalePlan(error: unknown): boolean {
+  const e = error as { code?: unknown; message?: unknown } | null;
+  return (
+    e?.code === "0A000" &&
+    typeof e.message === "string" &&
+    e.message.includes("cached plan must not change result type")
+  );
+}
+
+/** Checks `prepare`. */
+export function prepareOption(value: unknown): boolean {
+  if (value === undefined) return true;
+  if (typeof value !== "boolean") {
+    throw new TypeError(`prepare must be a boolean, got ${describe(value)}`);
+  }
+  return value;
 }
 
 /** Whether the error says the table's shape may have changed since it was read (class 42). */

@@ -9,10 +9,13 @@ import {
   freshAlias,
   identifierListOption,
   isSchemaError,
+  isStalePlan,
   isStatementLevel,
   type PgPool,
+  PgStatement,
   type PgTable,
   poolOption,
+  prepareOption,
   type TunableDefaults,
   tableOption,
   withDefaults,
@@ -68,8 +71,17 @@ export interface PgInsertBatcherOptions<Row extends object = Record<string, unkn
     BatcherOptions<Row>,
     "keyOf" | "dedupe" | "onMissingResult" | "executor" | "closeExecutor"
   > {
-  /** A `pg.Pool` (or anything with its `query(text, values)`). Never closed by the batcher. */
+  /** A `pg.Pool` (or anything with its `query(config)`). Never closed by the batcher. */
   pool: PgPool;
+  /**
+   * Runs the statement as a prepared statement: each connection parses and plans it once, not
+   * once per batch. (Not for a table with a column of an array type: its statements have one
+   * text per row count, and run unprepared.) Set `false` behind a pooler that cannot keep
+   * prepared statements (PgBouncer in transaction mode before 1.21, or with
+   * `max_prepared_statements = 0`).
+   * @default true
+   */
+  prepare?: boolean;
   /**
    * The table. A string is one identifier, used exactly as written (case-sensitive, quoted,
    * never split on dots); `{ schema, name }` for a schema-qualified table.
@@ -132,11 +144,13 @@ interface InsertPlan {
   readonly maxRows: number;
   /** The statement, for the `unnest` form: the same text for every batch. */
   readonly statement: InsertStatement | undefined;
+  /** That statement, prepared (or not: `prepare`). */
+  readonly prepared: PgStatement | undefined;
   /** The result columns the batcher added, removed from each caller's row. */
   readonly aliases: ReadonlySet<string>;
 }
 
-const OWN_KEYS = ["pool", "table", "columns", "returning", "onConflict"] as const;
+const OWN_KEYS = ["pool", "table", "columns", "returning", "onConflict", "prepare"] as const;
 
 function returningOption(value: unknown): "*" | string[] | undefined {
   if (value === undefined || value === "*") return value;
@@ -223,8 +237,11 @@ export class PgInsertBatcher<
   readonly #columnSet: ReadonlySet<string>;
   readonly #returning: "*" | readonly string[] | undefined;
   readonly #conflict: ConflictSpec | undefined;
+  readonly #prepare: boolean;
   readonly #defaults: Required<TunableDefaults>;
   readonly #plan: Lazy<InsertPlan>;
+  /** Bumped when the server says a prepared plan went stale: names the next statement afresh. */
+  #generation = 0;
   /** The `maxBatchSize` in force, as far as this class knows (it caps it for the VALUES form). */
   #maxBatchSize: number;
   /** Most rows per statement once the table is known (the VALUES form's parameter limit). */
@@ -242,6 +259,7 @@ export class PgInsertBatcher<
     const columns = identifierListOption("columns", options.columns);
     const returning = returningOption(options.returning);
     const conflict = conflictOption(options.onConflict, columns);
+    const prepare = prepareOption(options.prepare);
     const core = coreOptions(
       options as unknown as Record<string, unknown>,
       OWN_KEYS,
@@ -255,6 +273,7 @@ export class PgInsertBatcher<
     this.#columnSet = new Set(columns);
     this.#returning = returning;
     this.#conflict = conflict;
+    this.#prepare = prepare;
     this.#defaults = core.defaults;
     this.#maxBatchSize = core.options.maxBatchSize as number;
     this.#plan = new Lazy(() => this.#loadPlan(table.label));
@@ -365,13 +384,18 @@ export class PgInsertBatcher<
     const maxRows = maxRowsPerStatement(spec);
     this.#maxRows = maxRows;
     if (this.#maxBatchSize > maxRows) this.setOptions({ maxBatchSize: maxRows });
+    const statement = spec.form === "unnest" ? insertSql(spec, 0) : undefined;
     return {
       spec,
       arrays: columns.map((c) => c.isArray),
       json: columns.map((c) => c.isJson),
       types: spec.types,
       maxRows,
-      statement: spec.form === "unnest" ? insertSql(spec, 0) : undefined,
+      statement,
+      prepared:
+        statement === undefined
+          ? undefined
+          : new PgStatement(statement.text, this.#prepare, this.#generation),
       aliases,
     };
   }
@@ -412,7 +436,11 @@ export class PgInsertBatcher<
   }
 
   /** Inserts a batch with one statement; see the class. */
-  async processBatch(batch: Row[]): Promise<BatchResult<PgInsertResult<Returned>>> {
+  processBatch(batch: Row[]): Promise<BatchResult<PgInsertResult<Returned>>> {
+    return this.#insert(batch, true);
+  }
+
+  async #insert(batch: Row[], mayReplan: boolean): Promise<BatchResult<PgInsertResult<Returned>>> {
     const results: unknown[] = new Array(batch.length).fill(
       this.#returning === undefined ? undefined : null,
     );
@@ -463,8 +491,17 @@ export class PgInsertBatcher<
     for (const extra of statement.extraParams) params.push(extra);
     let result: Awaited<ReturnType<PgPool["query"]>>;
     try {
-      result = await this.#pool.query(statement.text, params);
+      result = await this.#pool.query(
+        plan.prepared?.config(params) ?? { text: statement.text, values: params },
+      );
     } catch (error) {
+      if (mayReplan && plan.prepared?.name !== undefined && isStalePlan(error)) {
+        // The table changed under the prepared statement (nothing was inserted): read it again,
+        // prepare afresh under a new name.
+        this.#generation++;
+        this.#plan.reset();
+        return this.#insert(batch, false);
+      }
       if (isSchemaError(error)) this.#plan.reset();
       if (isStatementLevel(error) && error instanceof Error) {
         for (const i of included) results[i] = error;

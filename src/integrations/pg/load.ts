@@ -10,11 +10,14 @@ import {
   identifierListOption,
   identifierOption,
   isSchemaError,
+  isStalePlan,
   isStatementLevel,
   PG_DEFAULTS,
   type PgPool,
+  PgStatement,
   type PgTable,
   poolOption,
+  prepareOption,
   type TunableDefaults,
   tableOption,
   withDefaults,
@@ -27,8 +30,15 @@ export interface PgLoadCoreOptions<Key>
     BatcherOptions<Key>,
     "keyOf" | "dedupe" | "onMissingResult" | "executor" | "closeExecutor"
   > {
-  /** A `pg.Pool` (or anything with its `query(text, values)`). Never closed by the batcher. */
+  /** A `pg.Pool` (or anything with its `query(config)`). Never closed by the batcher. */
   pool: PgPool;
+  /**
+   * Runs the query as a prepared statement: each connection parses and plans it once, not once
+   * per batch. Set `false` behind a pooler that cannot keep prepared statements (PgBouncer in
+   * transaction mode before 1.21, or with `max_prepared_statements = 0`).
+   * @default true
+   */
+  prepare?: boolean;
   /**
    * The column the keys are looked up in (exactly as named, case-sensitive). With `query`, the
    * column of its result that holds each row's key.
@@ -104,11 +114,11 @@ export function keyString(key: unknown): string {
 
 /** What a load needs, worked out from the table once. */
 interface LoadPlan {
-  readonly text: string;
+  readonly statement: PgStatement;
   readonly ordAlias: string;
 }
 
-const OWN_KEYS = ["pool", "table", "key", "columns", "query"] as const;
+const OWN_KEYS = ["pool", "table", "key", "columns", "query", "prepare"] as const;
 
 /**
  * Batched lookups by key: `process(key)` resolves with the row whose key column equals it, or
@@ -136,8 +146,13 @@ export class PgLoadBatcher<Key = unknown, Row = Record<string, unknown>> extends
   readonly key: string;
   readonly #pool: PgPool;
   readonly #query: string | undefined;
+  readonly #prepare: boolean;
   readonly #defaults: Required<TunableDefaults>;
   readonly #plan: Lazy<LoadPlan> | undefined;
+  /** The `query` form's statement. */
+  #statement: PgStatement | undefined;
+  /** Bumped when the server says a prepared plan went stale: names the next statements afresh. */
+  #generation = 0;
 
   /** Checks every option (a bad one throws a `TypeError`/`RangeError` naming it). No query is sent. */
   constructor(options: PgLoadBatcherOptions<Key>) {
@@ -148,6 +163,7 @@ export class PgLoadBatcher<Key = unknown, Row = Record<string, unknown>> extends
     }
     const pool = poolOption(options.pool);
     const key = identifierOption("key", options.key);
+    const prepare = prepareOption(options.prepare);
     let query: string | undefined;
     let table: { sql: string; label: string } | undefined;
     let columns: "*" | string[] = "*";
@@ -193,6 +209,8 @@ export class PgLoadBatcher<Key = unknown, Row = Record<string, unknown>> extends
     this.key = key;
     this.#pool = pool;
     this.#query = query;
+    this.#prepare = prepare;
+    if (query !== undefined) this.#statement = new PgStatement(query, prepare);
     this.#defaults = core.defaults;
     if (table !== undefined) {
       const { sql, label } = table;
@@ -237,11 +255,16 @@ export class PgLoadBatcher<Key = unknown, Row = Record<string, unknown>> extends
     }
     if (columns !== "*") for (const name of columns) columnOf(info, name, "columns", label);
     const ordAlias = freshAlias("__ord", new Set(info.columns.keys()));
-    return { text: loadSql(table, this.key, keyColumn.type, columns, ordAlias), ordAlias };
+    const text = loadSql(table, this.key, keyColumn.type, columns, ordAlias);
+    return { statement: new PgStatement(text, this.#prepare, this.#generation), ordAlias };
   }
 
   /** Loads a batch of distinct keys with one query; see the class. */
-  async processBatch(keys: Key[]): Promise<BatchResult<Row | null>> {
+  processBatch(keys: Key[]): Promise<BatchResult<Row | null>> {
+    return this.#load(keys, true);
+  }
+
+  async #load(keys: Key[], mayReplan: boolean): Promise<BatchResult<Row | null>> {
     const results: (Row | null | Error)[] = new Array(keys.length).fill(null);
     let plan: LoadPlan | undefined;
     if (this.#plan !== undefined) {
@@ -254,11 +277,17 @@ export class PgLoadBatcher<Key = unknown, Row = Record<string, unknown>> extends
     }
     let rows: Record<string, unknown>[];
     let fields: readonly { name: string }[] | undefined;
+    const statement = plan?.statement ?? (this.#statement as PgStatement);
     try {
-      const result = await this.#pool.query(plan?.text ?? (this.#query as string), [keys]);
+      const result = await this.#pool.query(statement.config([keys]));
       rows = result.rows;
       fields = result.fields;
     } catch (error) {
+      if (mayReplan && statement.name !== undefined && isStalePlan(error)) {
+        // The table changed under the prepared statement: read it again, prepare afresh.
+        this.#replan(statement);
+        return this.#load(keys, false);
+      }
       if (isSchemaError(error)) this.#plan?.reset();
       if (isStatementLevel(error) && error instanceof Error) return results.fill(error);
       throw error; // perhaps one key's value: splitOnError finds it
@@ -266,13 +295,18 @@ export class PgLoadBatcher<Key = unknown, Row = Record<string, unknown>> extends
     const counts = new Array<number>(keys.length).fill(0);
     if (plan !== undefined) {
       const ordAlias = plan.ordAlias;
+      // Each caller's row is the result's without the position column.
+      const names = (fields?.map((f) => f.name) ?? Object.keys(rows[0] ?? {})).filter(
+        (name) => name !== ordAlias,
+      );
       for (const row of rows) {
         const i = Number(row[ordAlias]) - 1;
         if (!(i >= 0 && i < keys.length)) continue;
-        const own: Record<string, unknown> = {};
-        for (const name of Object.keys(row)) if (name !== ordAlias) own[name] = row[name];
         counts[i] = (counts[i] as number) + 1;
-        if (counts[i] === 1) results[i] = own as Row;
+        if (counts[i] !== 1) continue;
+        const own: Record<string, unknown> = {};
+        for (const name of names) own[name] = row[name];
+        results[i] = own as Row;
       }
     } else {
       if (fields !== undefined && !fields.some((f) => f.name === this.key)) {
@@ -299,5 +333,12 @@ export class PgLoadBatcher<Key = unknown, Row = Record<string, unknown>> extends
       }
     }
     return results;
+  }
+
+  /** After `statement`'s prepared plan went stale: the next statements have new names. */
+  #replan(statement: PgStatement): void {
+    this.#generation++;
+    if (this.#plan !== undefined) this.#plan.reset();
+    else this.#statement = new PgStatement(statement.text, this.#prepare, this.#generation);
   }
 }
