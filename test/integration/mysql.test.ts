@@ -541,9 +541,49 @@ describe("MysqlLoadBatcher", () => {
       "one",
     ]);
     expect(counted.statements).toHaveLength(1);
-    // 1, 2, 3, 42, "42", " 42": duplicates of the same JS key sent once.
-    expect((counted.statements[0]?.match(/\?/g) ?? []).length).toBe(6);
+    // 1, 2, 3, 42, "42", " 42": duplicates of the same JS key sent once, and two NULL keys that
+    // pad the statement to 8.
+    expect((counted.statements[0]?.match(/\?/g) ?? []).length).toBe(8);
     await loader.stop();
+  });
+
+  it("pads batches to a few sizes kept prepared; the NULL keys find nothing, even rows whose key is NULL", async () => {
+    const t = await table(
+      "id INT AUTO_INCREMENT PRIMARY KEY, code VARCHAR(8) NULL, UNIQUE KEY (code)",
+    );
+    await pool.query(`INSERT INTO ${quote(t)} (code) VALUES ('a'), ('b'), (NULL), (NULL), ('c')`);
+    const single = mysql.createPool({ uri: URL, connectionLimit: 1 });
+    try {
+      const status = async () => {
+        const [rows] = await single.query<RowDataPacket[]>(
+          "SHOW SESSION STATUS WHERE Variable_name IN ('Com_stmt_prepare', 'Com_stmt_close')",
+        );
+        return Object.fromEntries(rows.map((r) => [r.Variable_name, Number(r.Value)]));
+      };
+      const loader = new MysqlLoadBatcher<string, { id: number; code: string | null }>({
+        pool: single,
+        table: t,
+        key: "code",
+        maxBatchSize: 12,
+      });
+      await loader.process("a"); // the server-variables query, prepared and closed
+      const before = await status();
+      const load = (keys: string[]) =>
+        Promise.all(keys.map((k) => loader.process(k))).then((rows) =>
+          rows.map((r) => r?.id ?? null),
+        );
+      expect(await load(["a", "b", "zz"])).toEqual([1, 2, null]); // 4 keys sent
+      expect(await load(["c", "a", "q"])).toEqual([5, 1, null]); // 4 again
+      expect(await load(["a", "b", "c", "d", "e"])).toEqual([1, 2, 5, null, null]); // 8
+      expect(await load("abcdefghi".split(""))).toEqual([1, 2, 5, ...Array(6).fill(null)]); // 12
+      const after = await status();
+      // The statements of 4, 8 and 12 keys, each prepared once and none closed.
+      expect(after.Com_stmt_prepare - before.Com_stmt_prepare).toBe(3);
+      expect(after.Com_stmt_close - before.Com_stmt_close).toBe(0);
+      await loader.stop();
+    } finally {
+      await single.end();
+    }
   });
 
   it("BIGINT keys beyond 2^53, as bigint or string", async () => {

@@ -17,6 +17,8 @@ function server(table: Row[], match: (key: MysqlValue, row: Row) => boolean) {
   return (_sql: string, keys: MysqlValue[]) => {
     const out: { k: { o: number }; t: Row }[] = [];
     keys.forEach((key, o) => {
+      // NULL = anything is unknown: a NULL key (the padding) finds no row.
+      if (key === null) return;
       for (const row of table) if (match(key, row)) out.push({ k: { o }, t: { ...row } });
     });
     return out.reverse();
@@ -103,10 +105,72 @@ describe("MysqlLoadBatcher", () => {
     await Promise.all(
       Array.from({ length: 20 }, (_, i) => batcher.process(`${i}`.padEnd(500, "x"))),
     );
-    const sizes = pool.statements.map((s) => s.values.length);
-    expect(sizes.reduce((a, b) => a + b, 0)).toBe(20);
-    for (const size of sizes) expect(size).toBeLessThanOrEqual(5);
+    const keys = pool.statements.map((s) => s.values.filter((v) => v !== null).length);
+    expect(keys.reduce((a, b) => a + b, 0)).toBe(20);
+    for (const n of keys) expect(n).toBeLessThanOrEqual(5);
+    // Padding (27 bytes a NULL key) is added only where it fits: 5 keys of ~527 bytes and 3
+    // NULLs make 2,716 bytes, under 4,096 less the statement.
+    for (const s of pool.statements) expect(s.values.length).toBe(8);
     expect(pool.infoReads).toBe(0);
+  });
+
+  it("pads a batch with NULL keys to the next power of two (or maxBatchSize), whose statement stays prepared", async () => {
+    const pool = new FakeMysqlPool(byName);
+    const batcher = make(pool, { maxBatchSize: 12 });
+    const load = (keys: string[]) => Promise.all(keys.map((k) => batcher.process(k)));
+    expect(await load(["abc", "x", "none"])).toEqual([users[0], users[1], null]);
+    expect(await load(["x", "abc", "q"])).toEqual([users[1], users[0], null]);
+    expect(await load(["x", "a", "b", "c", "d"])).toEqual([users[1], null, null, null, null]);
+    expect(await load("abcdefghi".split(""))).toEqual(Array(9).fill(null));
+    expect(await load(["x"])).toEqual([users[1]]);
+    expect(pool.statements.map((s) => s.values)).toEqual([
+      ["abc", "x", "none", null],
+      ["x", "abc", "q", null],
+      ["x", "a", "b", "c", "d", null, null, null],
+      [..."abcdefghi", null, null, null],
+      ["x"],
+    ]);
+    // One statement per size (4, 8, 12 = maxBatchSize, 1), each prepared once and kept.
+    const sizes = pool.statements.map((s) => s.sql.split("?").length - 1);
+    expect(sizes).toEqual([4, 4, 8, 12, 1]);
+    expect(pool.unprepared.filter((u) => !u.sql.startsWith("SELECT @@"))).toEqual([]);
+    expect(new Set(pool.statements.map((s) => s.statement)).size).toBe(4);
+  });
+
+  it("keepPrepared: false pads nothing and closes every statement", async () => {
+    const pool = new FakeMysqlPool(byName);
+    const batcher = make(pool, { keepPrepared: false });
+    expect(await Promise.all(["abc", "x", "none"].map((k) => batcher.process(k)))).toEqual([
+      users[0],
+      users[1],
+      null,
+    ]);
+    expect(pool.statements.map((s) => s.values)).toEqual([["abc", "x", "none"]]);
+    expect(pool.unprepared.map((u) => u.sql)).toContain(pool.statements[0]?.sql);
+  });
+
+  it("closes the statements of sizes no longer used when maxBatchSize changes, and reuses them when it comes back", async () => {
+    const pool = new FakeMysqlPool(byName);
+    const batcher = make(pool, { maxBatchSize: 6, maxAllowedPacket: 1 << 20 });
+    const load = (n: number) =>
+      Promise.all(Array.from({ length: n }, (_, i) => batcher.process(`k${i}`)));
+    await load(6); // the statement of 6 keys (maxBatchSize)
+    await load(3); // of 4 (a power of two)
+    const [six, four] = pool.statements.map((s) => s.sql);
+    batcher.setOptions({ maxBatchSize: 3 });
+    await load(3); // of 3: the new maxBatchSize
+    // 6 is no batch size any more, and 4 is above the new maxBatchSize: both closed.
+    expect(pool.unprepared.map((u) => u.sql).sort()).toEqual([four, six].sort());
+    const three = pool.statements.at(-1)?.sql;
+    batcher.setOptions({ maxBatchSize: 6 });
+    await load(6);
+    await load(6);
+    expect(pool.statements.at(-1)?.sql).toBe(six);
+    // 3 is no batch size any more; 6 is prepared again and kept: not closed again.
+    expect(pool.unprepared.map((u) => u.sql)).toEqual([
+      ...pool.unprepared.slice(0, 2).map((u) => u.sql),
+      three,
+    ]);
   });
 
   it("reads max_allowed_packet from the server once, without a table", async () => {

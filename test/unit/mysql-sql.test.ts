@@ -230,6 +230,18 @@ describe("keyIdentity", () => {
     expect(new Set(ids).size).toBe(6);
     expect(keyIdentity(Buffer.from([1, 2]))).toBe(keyIdentity(new Uint8Array([1, 2])));
   });
+
+  it("never gives a string the identity of a Date or a Buffer, even one beginning with NUL", () => {
+    const date = keyIdentity(new Date(42));
+    const buffer = keyIdentity(Buffer.from([42]));
+    expect(typeof date).toBe("string");
+    for (const s of [date, buffer, "\0", "", "\0s"] as string[]) {
+      expect(keyIdentity(s)).not.toBe(date);
+      expect(keyIdentity(s)).not.toBe(buffer);
+    }
+    expect(keyIdentity("\0s")).not.toBe(keyIdentity("s"));
+    expect(keyIdentity("abc")).toBe(keyIdentity("abc"));
+  });
 });
 
 describe("isStatementLevel", () => {

@@ -339,8 +339,8 @@ export function withPacketRetry(core: Record<string, unknown>): void {
   };
 }
 
-/** How many SQL texts of past full-batch sizes are remembered for closing (see `Statements`). */
-const RETIRED_KEPT = 8;
+/** How many SQL texts of statements no longer kept are remembered for closing (see `Statements`). */
+const RETIRED_KEPT = 16;
 
 /**
  * Runs statements on connections checked out of the pool, one per call, and decides which
@@ -371,10 +371,16 @@ export class Statements {
   }
 
   /**
-   * Runs `statement` with `values` on a connection of its own; `full` keeps the prepared
-   * statement open for the next full batch. The connection is always released.
+   * Runs `statement` with `values` on a connection of its own; `keep` keeps the prepared
+   * statement open for the next batch of its shape (unless `keepPrepared` is off). The connection
+   * is always released.
    */
-  async run(statement: MysqlStatement, values: MysqlValue[], full: boolean): Promise<unknown> {
+  async run(statement: MysqlStatement, values: MysqlValue[], keep: boolean): Promise<unknown> {
+    const kept = keep && this.#keep;
+    if (kept && this.#retired.length > 0) {
+      // Its text is in use again (maxBatchSize went back): no longer to be closed.
+      this.#retired = this.#retired.filter((retired) => retired.sql !== statement.sql);
+    }
     const connection = await this.#pool.getConnection();
     try {
       // A local no-op on a connection that never prepared them.
@@ -382,7 +388,7 @@ export class Statements {
       const [result] = await connection.execute(statement, values);
       return result;
     } finally {
-      if (!(full && this.#keep)) unprepare(connection, statement);
+      if (!kept) unprepare(connection, statement);
       connection.release();
     }
   }

@@ -105,26 +105,26 @@ export interface MysqlLoadBatcherOptions<Key = unknown>
 const OWN_KEYS = ["pool", "table", "key", "columns", "maxAllowedPacket", "keepPrepared"] as const;
 
 /**
- * A key's identity in a batch (for `dedupe` and the result `Map`): its type and value, so that
- * `42`, `42n` and `"42"` are three keys (each is sent, and each matches what the server says it
- * matches), and two Buffers with the same bytes are one.
+ * A key's identity in a batch, for `dedupe`: its type and value, so that `42`, `42n` and `"42"`
+ * are three keys (each is sent, and each matches what the server says it matches), and two
+ * Buffers with the same bytes are one. Strings, numbers, bigints and booleans are their own
+ * identity (a `Map` tells their types apart); a Date or a Buffer is a string beginning with NUL,
+ * and a string that itself begins with NUL is escaped, so no two kinds meet.
  */
-export function keyIdentity(key: unknown): string {
+export function keyIdentity(key: unknown): unknown {
   switch (typeof key) {
     case "string":
-      return `s${key}`;
+      return key.charCodeAt(0) === 0 ? `\0s${key}` : key;
     case "number":
-      return `n${key}`;
     case "bigint":
-      return `b${key}`;
     case "boolean":
-      return key ? "t" : "f";
+      return key;
     default:
-      if (key instanceof Date) return `d${key.getTime()}`;
+      if (key instanceof Date) return `\0d${key.getTime()}`;
       if (ArrayBuffer.isView(key)) {
-        return `x${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("hex")}`;
+        return `\0x${Buffer.from(key.buffer, key.byteOffset, key.byteLength).toString("hex")}`;
       }
-      return `?${String(key)}`;
+      return `\0?${String(key)}`;
   }
 }
 
@@ -194,6 +194,7 @@ export class MysqlLoadBatcher<Key = unknown, Row = Record<string, unknown>> exte
   readonly #pool: MysqlPool;
   readonly #shape: LoadShape;
   readonly #statements: Statements;
+  readonly #keepPrepared: boolean;
   readonly #packet: Lazy<number>;
   readonly #defaults: Tunables;
   readonly #overhead: number;
@@ -201,7 +202,8 @@ export class MysqlLoadBatcher<Key = unknown, Row = Record<string, unknown>> exte
   #packetKnown: boolean;
   #userWeight: number;
   #maxBatchSize: number;
-  #fullStatement: MysqlStatement | undefined;
+  /** The statements of the sizes kept prepared (see `#sizeFor`), by number of keys. */
+  readonly #kept = new Map<number, MysqlStatement>();
 
   /** Checks every option (a bad one throws a `TypeError`/`RangeError` naming it). No query is sent. */
   constructor(options: MysqlLoadBatcherOptions<Key>) {
@@ -243,6 +245,7 @@ export class MysqlLoadBatcher<Key = unknown, Row = Record<string, unknown>> exte
     this.#pool = pool;
     this.#shape = shape;
     this.#statements = new Statements(pool, keep);
+    this.#keepPrepared = keep;
     this.#packet = new Lazy(
       async () => (await readServerInfo(this.#pool, undefined)).maxAllowedPacket,
     );
@@ -282,8 +285,13 @@ export class MysqlLoadBatcher<Key = unknown, Row = Record<string, unknown>> exte
     }
     if (tuned.maxBatchSize !== undefined && tuned.maxBatchSize !== this.#maxBatchSize) {
       this.#maxBatchSize = tuned.maxBatchSize;
-      if (this.#fullStatement !== undefined) this.#statements.retire(this.#fullStatement);
-      this.#fullStatement = undefined;
+      // Close the statements of sizes no batch is padded to any more.
+      for (const [size, statement] of this.#kept) {
+        if (size > this.#maxBatchSize || (size & (size - 1)) !== 0) {
+          this.#statements.retire(statement);
+          this.#kept.delete(size);
+        }
+      }
     }
   }
 
@@ -309,11 +317,19 @@ export class MysqlLoadBatcher<Key = unknown, Row = Record<string, unknown>> exte
         `a batch of ${keys.length} keys (about ${weight} bytes) does not fit in max_allowed_packet: split it`,
       );
     }
-    const full = keys.length === this.#maxBatchSize;
-    const statement = full ? this.#full() : this.#statement(keys.length);
+    // Padded with NULL keys (which match no row) to a size whose statement stays prepared.
+    let size = this.#sizeFor(keys.length);
+    if (weight + (size - keys.length) * KEY_OVERHEAD > this.#budget) size = keys.length;
+    for (let i = keys.length; i < size; i++) values.push(null);
+    const kept = this.#isKeptSize(size);
+    let statement = this.#kept.get(size);
+    if (statement === undefined) {
+      statement = this.#statement(size);
+      if (kept) this.#kept.set(size, statement);
+    }
     let rows: unknown;
     try {
-      rows = await this.#statements.run(statement, values, full);
+      rows = await this.#statements.run(statement, values, kept);
     } catch (error) {
       if (isStatementLevel(error)) return keys.map(() => error as Error);
       throw error;
@@ -327,9 +343,21 @@ export class MysqlLoadBatcher<Key = unknown, Row = Record<string, unknown>> exte
     return { sql: loadSql(this.#shape, keys), nestTables: true, rowsAsArray: false };
   }
 
-  #full(): MysqlStatement {
-    this.#fullStatement ??= this.#statement(this.#maxBatchSize);
-    return this.#fullStatement;
+  /**
+   * The number of keys a batch of `n` is sent as: the next power of two, or `maxBatchSize`. So
+   * at most about log2(maxBatchSize) + 1 statements (8 for 100 keys) serve every batch, each
+   * prepared once per connection and kept, whatever sizes dedupe and the traffic make; the NULL
+   * keys added at most double the keys sent, and cost the server next to nothing.
+   */
+  #sizeFor(n: number): number {
+    if (n >= this.#maxBatchSize || !this.#keepPrepared) return n;
+    let size = 1;
+    while (size < n) size *= 2;
+    return Math.min(size, this.#maxBatchSize);
+  }
+
+  #isKeptSize(size: number): boolean {
+    return size === this.#maxBatchSize || (size <= this.#maxBatchSize && (size & (size - 1)) === 0);
   }
 
   #learnPacket(packet: number): void {
@@ -339,27 +367,27 @@ export class MysqlLoadBatcher<Key = unknown, Row = Record<string, unknown>> exte
   }
 
   /** Each key's row (by the position the server joined it to), `null`, or a `RangeError`. */
-  #match(keys: readonly Key[], rows: readonly NestedRow[]): Map<string, Row | null | Error> {
-    const found = new Array<Row | undefined>(keys.length);
-    const extra = new Array<number>(keys.length).fill(0);
+  #match(keys: readonly Key[], rows: readonly NestedRow[]): (Row | null | Error)[] {
+    const out = new Array<Row | null | Error>(keys.length).fill(null);
+    let extra: number[] | undefined;
     for (const row of rows) {
       const ord = Number(row[KEYS_ALIAS]?.[ORD_COLUMN]);
       if (!(Number.isInteger(ord) && ord >= 0 && ord < keys.length)) continue;
-      if (found[ord] === undefined) found[ord] = row[TABLE_ALIAS] as Row;
-      else extra[ord] = (extra[ord] as number) + 1;
+      if (out[ord] === null) out[ord] = row[TABLE_ALIAS] as Row;
+      else {
+        extra ??= new Array<number>(keys.length).fill(0);
+        extra[ord] = (extra[ord] as number) + 1;
+      }
     }
-    const out = new Map<string, Row | null | Error>();
-    for (let i = 0; i < keys.length; i++) {
-      const key = keys[i];
-      const count = 1 + (extra[i] as number);
-      out.set(
-        keyIdentity(key),
-        count > 1
-          ? new RangeError(
-              `key ${describe(key)} matched ${count} rows of ${this.table}: ${JSON.stringify(this.key)} is not unique`,
-            )
-          : (found[i] ?? null),
-      );
+    if (extra !== undefined) {
+      for (let i = 0; i < keys.length; i++) {
+        const count = 1 + (extra[i] as number);
+        if (count > 1) {
+          out[i] = new RangeError(
+            `key ${describe(keys[i])} matched ${count} rows of ${this.table}: ${JSON.stringify(this.key)} is not unique`,
+          );
+        }
+      }
     }
     return out;
   }
