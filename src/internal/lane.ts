@@ -20,11 +20,11 @@ export class Lane<T> implements HeapNode {
   /** Waiting items, over all priorities. */
   size = 0;
   /**
-   * With `dedupe`: the weights of the waiting callers, per result key. A batch counts a key once,
-   * with the largest of them (callers of one key normally weigh the same), so the lane is full
-   * by distinct keys.
+   * With `dedupe`: the waiting callers per result key, so that the lane is full by distinct keys.
+   * Without `weigh`, their number; with it, their weights: a batch counts a key once, with the
+   * largest of them (callers of one key normally weigh the same).
    */
-  readonly dedupe: Map<unknown, number[]> | undefined;
+  readonly dedupe: Map<unknown, number | number[]> | undefined;
   /** With `dedupe`: the total weight of the distinct keys waiting. */
   distinctWeight = 0;
   /** Sequence number and arrival time of the oldest waiting item; kept by `refresh()`. */
@@ -68,6 +68,11 @@ export class Lane<T> implements HeapNode {
 
   /** With `dedupe`: a caller of `key` weighing `weight` joined the lane. */
   countKey(key: unknown, weight: number): void {
+    if (!this.#weighted) {
+      const counts = this.dedupe as Map<unknown, number>;
+      counts.set(key, (counts.get(key) ?? 0) + 1);
+      return;
+    }
     const dedupe = this.dedupe as Map<unknown, number[]>;
     const weights = dedupe.get(key);
     if (weights === undefined) {
@@ -82,6 +87,14 @@ export class Lane<T> implements HeapNode {
 
   /** With `dedupe`: a caller of `key` weighing `weight` left the lane (taken, aborted, dropped). */
   uncountKey(key: unknown, weight: number): void {
+    if (!this.#weighted) {
+      const counts = this.dedupe as Map<unknown, number>;
+      const count = counts.get(key);
+      if (count === undefined) return;
+      if (count > 1) counts.set(key, count - 1);
+      else counts.delete(key);
+      return;
+    }
     const dedupe = this.dedupe as Map<unknown, number[]>;
     const weights = dedupe.get(key);
     if (weights === undefined) return;
@@ -180,7 +193,13 @@ export class Lane<T> implements HeapNode {
       if (queue.size > 0) break;
     }
     taken.minSeq = minSeq;
-    if (dedupe !== undefined) {
+    if (dedupe !== undefined && this.size === 0) {
+      // Every caller was taken: no key is waiting any more.
+      dedupe.clear();
+      this.distinctWeight = 0;
+      taken.seen = undefined;
+      taken.callerWeights = undefined;
+    } else if (dedupe !== undefined) {
       const keys = taken.keys as unknown[];
       const weights = taken.callerWeights;
       for (let i = 0; i < keys.length; i++) {
