@@ -194,13 +194,13 @@ describe("MysqlLoadBatcher", () => {
 });
 
 describe("MysqlLoadBatcher defaults", () => {
-  it("loads at most 100 distinct keys per query, with no wait", async () => {
+  it("loads at most 250 distinct keys per query, with no wait", async () => {
     const pool = new FakeMysqlPool(server([], () => false));
     const batcher = new MysqlLoadBatcher<number, Row>({ pool, table: "users", key: "id" });
     const sizes: number[] = [];
     batcher.on("batchStart", (e) => sizes.push(e.size));
-    await Promise.all(Array.from({ length: 250 }, (_, i) => batcher.process(i)));
-    expect(sizes).toEqual([100, 100, 50]);
+    await Promise.all(Array.from({ length: 600 }, (_, i) => batcher.process(i)));
+    expect(sizes).toEqual([250, 250, 100]);
     await batcher.stop();
   });
 });

@@ -191,8 +191,6 @@ const RESERVED = [
 /** The defaults of the core options that the MySQL batchers change. */
 export const MYSQL_DEFAULTS = Object.freeze({
   maxBatchSize: 250,
-  /** Loads: smaller batches keep more lookups in flight, and each is cheap for the server. */
-  loadBatchSize: 100,
   maxQueueTime: 0,
   concurrency: 4,
   splitOnError: true,
@@ -225,7 +223,6 @@ export function coreOptions(
   className: string,
   maxRows: number,
   weigh: (item: never) => number,
-  batchSize: number = MYSQL_DEFAULTS.maxBatchSize,
 ): { core: Record<string, unknown>; defaults: Tunables } {
   for (const key of RESERVED) {
     if (key in options && options[key] !== undefined) {
@@ -237,7 +234,7 @@ export function coreOptions(
     if (!ownKeys.includes(key) && value !== undefined) core[key] = value;
   }
   const defaults: Tunables = {
-    maxBatchSize: Math.min(batchSize, maxRows),
+    maxBatchSize: Math.min(MYSQL_DEFAULTS.maxBatchSize, maxRows),
     maxQueueTime: MYSQL_DEFAULTS.maxQueueTime,
     concurrency: Math.min(MYSQL_DEFAULTS.concurrency, poolSize(pool) ?? MYSQL_DEFAULTS.concurrency),
   };

@@ -11,7 +11,6 @@ import {
   identifierOption,
   isStatementLevel,
   MAX_PLACEHOLDERS,
-  MYSQL_DEFAULTS,
   type MysqlPool,
   type MysqlStatement,
   type MysqlTable,
@@ -73,7 +72,7 @@ export interface MysqlLoadBatcherOptions<Key = unknown>
   keepPrepared?: boolean;
   /**
    * Most distinct keys in one batch (one query); at most 65,535 (the placeholder limit).
-   * @default 100
+   * @default 250
    */
   maxBatchSize?: number;
   /**
@@ -233,7 +232,6 @@ export class MysqlLoadBatcher<Key = unknown, Row = Record<string, unknown>> exte
       "MysqlLoadBatcher",
       MAX_PLACEHOLDERS,
       (k: unknown) => KEY_OVERHEAD + parameterSize(toParameter(k, "a key")),
-      MYSQL_DEFAULTS.loadBatchSize,
     );
     const userWeight = (core.maxBatchWeight as number | undefined) ?? Number.POSITIVE_INFINITY;
     core.maxBatchWeight = Math.min(userWeight, budget);
@@ -345,7 +343,7 @@ export class MysqlLoadBatcher<Key = unknown, Row = Record<string, unknown>> exte
 
   /**
    * The number of keys a batch of `n` is sent as: the next power of two, or `maxBatchSize`. So
-   * at most about log2(maxBatchSize) + 1 statements (8 for 100 keys) serve every batch, each
+   * at most about log2(maxBatchSize) + 1 statements (9 for 250 keys) serve every batch, each
    * prepared once per connection and kept, whatever sizes dedupe and the traffic make; the NULL
    * keys added at most double the keys sent, and cost the server next to nothing.
    */

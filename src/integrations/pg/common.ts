@@ -111,8 +111,6 @@ const RESERVED = ["keyOf", "dedupe", "onMissingResult", "executor", "closeExecut
 /** The defaults of the core options that the database batchers change. */
 export const PG_DEFAULTS = Object.freeze({
   maxBatchSize: 250,
-  /** Loads: smaller batches keep more lookups in flight, and each is cheap for the server. */
-  loadBatchSize: 100,
   maxQueueTime: 0,
   concurrency: 4,
   splitOnError: true,
@@ -133,7 +131,6 @@ export function coreOptions(
   ownKeys: readonly string[],
   pool: PgPool,
   className: string,
-  batchSize: number = PG_DEFAULTS.maxBatchSize,
 ): { options: BatcherOptions<never, never>; defaults: Required<TunableDefaults> } {
   for (const key of RESERVED) {
     if (key in options && options[key] !== undefined) {
@@ -145,7 +142,7 @@ export function coreOptions(
     if (!ownKeys.includes(key) && value !== undefined) core[key] = value;
   }
   const defaults = {
-    maxBatchSize: batchSize,
+    maxBatchSize: PG_DEFAULTS.maxBatchSize,
     maxQueueTime: PG_DEFAULTS.maxQueueTime,
     concurrency: Math.min(PG_DEFAULTS.concurrency, poolSize(pool) ?? PG_DEFAULTS.concurrency),
   };

@@ -12,7 +12,6 @@ import {
   isSchemaError,
   isStalePlan,
   isStatementLevel,
-  PG_DEFAULTS,
   type PgPool,
   PgStatement,
   type PgTable,
@@ -46,7 +45,7 @@ export interface PgLoadCoreOptions<Key>
   key: string;
   /**
    * Most keys in one batch (one query).
-   * @default 100
+   * @default 250
    */
   maxBatchSize?: number;
   /**
@@ -198,7 +197,6 @@ export class PgLoadBatcher<Key = unknown, Row = Record<string, unknown>> extends
       OWN_KEYS,
       pool,
       "PgLoadBatcher",
-      PG_DEFAULTS.loadBatchSize,
     );
     super({
       ...(core.options as BatcherOptions<Key, Row | null>),
