@@ -107,7 +107,8 @@ if (!Number.isInteger(callsPerCaller)) throw new Error("rows must be a multiple 
  * `tuned`: the same batcher with `TUNED` options, a variant that is not judged. In this closed
  * loop the 500 callers of a settled batch resubmit together: with the default `maxBatchSize`
  * (250) they make two full batches, two statements in flight; with 1,000, one batch of 500 and one
- * statement at a time, which the MariaDB batchers also prepare and close (it is not full).
+ * statement at a time (which MysqlInsertBatcher prepares and closes: it is not full;
+ * MysqlLoadBatcher pads it to 512 keys, a size it keeps prepared).
  */
 const INSERT_MODES = ["per-call", "batcher", "tuned", "ceiling"] as const;
 const LOAD_MODES = ["per-call", "batcher", "tuned"] as const;

@@ -84,8 +84,8 @@ export function checkEvents(stored: readonly StoredEvent[], n: number, ids?: Flo
 /** The row a load of `key` resolved with is the profile of `key`. */
 export function checkProfile(row: unknown, key: number): void {
   const r = row as Partial<Record<keyof ProfileRow, unknown>> | undefined | null;
-  const want = profileRow(key);
-  if (r?.id !== key || r.name !== want.name || r.score !== want.score) {
+  // As profileRow(key) has them (its payload is not compared, so not built).
+  if (r?.id !== key || r.name !== `user-${key}` || r.score !== (key * 37) % 1000) {
     throw new VerificationError(`the load of key ${key} returned ${JSON.stringify(row)}`);
   }
 }
