@@ -347,9 +347,10 @@ const RETIRED_KEPT = 16;
  * connection (up to `maxPreparedStatements`, 16,000 by default). A multi-row INSERT has a text
  * per row count, and each prepared statement holds server memory (about 4.8 MB for 1,000 rows
  * of 10 columns on MariaDB 10.11; `max_prepared_stmt_count` is 16,382 for the whole server): so
- * only the statement of a full batch (`maxBatchSize` rows, the common shape under load) is kept
- * for reuse, and every other one is closed after its single use. When the full size changes,
- * the old full statement is closed on each connection as it is next checked out.
+ * a batcher says which statements to keep for reuse (the insert batcher's of a full batch, the
+ * load batcher's of its padded sizes), and every other one is closed after its single use. A
+ * statement no longer kept (`maxBatchSize` changed) is retired: closed on each connection as it
+ * is next checked out.
  */
 export class Statements {
   readonly #pool: MysqlPool;
@@ -361,7 +362,7 @@ export class Statements {
     this.#keep = keep;
   }
 
-  /** The full-batch statement is no longer one: close it wherever it is open. */
+  /** A statement no longer kept: close it wherever it is open. */
   retire(statement: MysqlStatement): void {
     this.#retired.push(statement);
     if (this.#retired.length > RETIRED_KEPT) this.#retired.shift();

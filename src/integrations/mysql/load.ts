@@ -65,8 +65,10 @@ export interface MysqlLoadBatcherOptions<Key = unknown>
    */
   maxAllowedPacket?: number;
   /**
-   * Keep the prepared statement of a full batch (`maxBatchSize` distinct keys) open on each
-   * connection, for the next full batch; every other one is closed after its single use.
+   * Keep prepared statements open on each connection. A batch is padded with NULL keys (which
+   * find no row) to the next power of two or to `maxBatchSize`, so a few statements, each
+   * prepared once per connection, serve every batch. `false`: no padding, and every statement
+   * is closed after its use.
    * @default true
    */
   keepPrepared?: boolean;
