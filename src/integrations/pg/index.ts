@@ -1,3 +1,5 @@
+// The PostgreSQL subpath is for Node.js (as pg is): it names prepared statements with node:crypto.
+/// <reference types="node" />
 /**
  * `async-batcher/pg`: batched INSERTs and lookups for PostgreSQL with `pg` (node-postgres, an
  * optional peer dependency). The batchers take your pool and never close it; they import
