@@ -106,6 +106,19 @@ describe("PgLoadBatcher", () => {
     await batcher.stop();
   });
 
+  it("batches that went stale together read the table again once, and all go on", async () => {
+    const pool = new FakePool(TABLE, staleFirst(2, found));
+    const batcher = load(pool, { maxBatchSize: 1, concurrency: 2 });
+    expect(await Promise.all([batcher.process(1), batcher.process(2)])).toEqual([
+      { id: 1, name: "n" },
+      { id: 2, name: "n" },
+    ]);
+    const generations = pool.statements.map((s) => NAME.exec(s.name ?? "")?.[1]);
+    expect(generations).toEqual(["0", "0", "1", "1"]);
+    expect(pool.catalogReads).toBe(2);
+    await batcher.stop();
+  });
+
   it("a second stale answer for the same batch rejects its callers with it, unsplit", async () => {
     const pool = new FakePool(TABLE, staleFirst(2, found));
     const batcher = load(pool);
@@ -154,6 +167,19 @@ describe("PgInsertBatcher", () => {
       [1, 2],
       [null, "b"],
     ]);
+    expect(pool.catalogReads).toBe(2);
+    await batcher.stop();
+  });
+
+  it("batches that went stale together read the table again once", async () => {
+    const pool = new FakePool(
+      TABLE,
+      staleFirst(2, () => ({ rows: [] })),
+    );
+    const batcher = insert(pool, { maxBatchSize: 1, concurrency: 2 });
+    await Promise.all([batcher.process({ id: 1 }), batcher.process({ id: 2 })]);
+    const generations = pool.statements.map((s) => NAME.exec(s.name ?? "")?.[1]);
+    expect(generations).toEqual(["0", "0", "1", "1"]);
     expect(pool.catalogReads).toBe(2);
     await batcher.stop();
   });

@@ -208,9 +208,11 @@ export class PgStatement {
   readonly text: string;
   /** The name it is prepared under, or `undefined` when it is not prepared. */
   readonly name: string | undefined;
+  readonly generation: number;
 
   constructor(text: string, prepare: boolean, generation = 0) {
     this.text = text;
+    this.generation = generation;
     // At most 63 bytes (NAMEDATALEN): "async_batcher_", 40 hex digits, "_" and the generation.
     this.name = prepare
       ? `async_batcher_${createHash("sha1").update(text).digest("hex")}_${generation}`

@@ -497,9 +497,11 @@ export class PgInsertBatcher<
     } catch (error) {
       if (mayReplan && plan.prepared?.name !== undefined && isStalePlan(error)) {
         // The table changed under the prepared statement (nothing was inserted): read it again,
-        // prepare afresh under a new name.
-        this.#generation++;
-        this.#plan.reset();
+        // prepare afresh under a new name (once for the batches that failed together).
+        if (plan.prepared.generation === this.#generation) {
+          this.#generation++;
+          this.#plan.reset();
+        }
         return this.#insert(batch, false);
       }
       if (isSchemaError(error)) this.#plan.reset();

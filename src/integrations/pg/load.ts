@@ -333,8 +333,12 @@ export class PgLoadBatcher<Key = unknown, Row = Record<string, unknown>> extends
     return results;
   }
 
-  /** After `statement`'s prepared plan went stale: the next statements have new names. */
+  /**
+   * After `statement`'s prepared plan went stale: the next statements have new names. Batches
+   * that failed together move on once: a later generation is new already.
+   */
   #replan(statement: PgStatement): void {
+    if (statement.generation !== this.#generation) return;
     this.#generation++;
     if (this.#plan !== undefined) this.#plan.reset();
     else this.#statement = new PgStatement(statement.text, this.#prepare, this.#generation);
