@@ -172,7 +172,7 @@ describe("MysqlInsertBatcher", () => {
     expect((await explicit.process({ a: 3 })).insertId).toBe(101);
   });
 
-  it("keeps the prepared statement of a full batch, and closes the others", async () => {
+  it("keeps the prepared statements of a full batch and of small batches, and closes the others", async () => {
     const t = await table("id INT AUTO_INCREMENT PRIMARY KEY, a INT");
     const single = mysql.createPool({ uri: URL, connectionLimit: 1 });
     try {
@@ -186,16 +186,21 @@ describe("MysqlInsertBatcher", () => {
         pool: single,
         table: t,
         columns: ["a"],
-        maxBatchSize: 4,
+        maxBatchSize: 12,
       });
       await batcher.process({ a: 0 }); // the server-variables query, prepared and closed
       const before = await status();
-      await Promise.all([1, 2, 3, 4, 5, 6].map((a) => batcher.process({ a }))); // 4 + 2
-      await Promise.all([1, 2, 3, 4].map((a) => batcher.process({ a }))); // 4 again
+      const insert = (n: number) =>
+        Promise.all(Array.from({ length: n }, (_, a) => batcher.process({ a })));
+      await insert(12 + 10); // 12 (full) + 10
+      await insert(12 + 2); // 12 again + 2
+      await insert(2 + 0); // 2 again
+      await insert(10); // 10 again
       const after = await status();
-      // Prepared: the full statement once, the statement of 2 rows once (then closed).
-      expect(after.Com_stmt_prepare - before.Com_stmt_prepare).toBe(2);
-      expect(after.Com_stmt_close - before.Com_stmt_close).toBe(1);
+      // Prepared: 12 once, 2 once (both kept), 10 twice (closed after each use).
+      expect(after.Com_stmt_prepare - before.Com_stmt_prepare).toBe(4);
+      expect(after.Com_stmt_close - before.Com_stmt_close).toBe(2);
+      expect(await count(t)).toBe(1 + 22 + 14 + 2 + 10);
       await batcher.stop();
     } finally {
       await single.end();

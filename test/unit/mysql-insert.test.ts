@@ -433,20 +433,23 @@ describe("max_allowed_packet", () => {
 });
 
 describe("prepared statements", () => {
-  it("keeps the statement of a full batch open, and closes the others after use", async () => {
+  it("keeps the statements of a full batch and of batches of up to 8 rows open, and closes the others after use", async () => {
     const pool = new FakeMysqlPool();
-    const batcher = make(pool, { maxBatchSize: 4, concurrency: 1 });
-    await Promise.all(rows(10).map((r) => batcher.process(r)));
-    await Promise.all(rows(8).map((r) => batcher.process(r)));
+    const batcher = make(pool, { maxBatchSize: 20, concurrency: 1 });
+    await Promise.all(rows(50).map((r) => batcher.process(r)));
+    await Promise.all(rows(40).map((r) => batcher.process(r)));
+    await Promise.all(rows(3).map((r) => batcher.process(r)));
+    await Promise.all(rows(3).map((r) => batcher.process(r)));
     const full = pool.statements[0]?.sql as string;
     const partial = pool.statements[2]?.sql as string;
-    expect(pool.statements.map((s) => rowsOf(s.sql, s.values))).toEqual([4, 4, 2, 4, 4]);
+    const small = pool.statements[5]?.sql as string;
+    expect(pool.statements.map((s) => rowsOf(s.sql, s.values))).toEqual([20, 20, 10, 20, 20, 3, 3]);
     expect(pool.unprepared.map((u) => u.sql)).toEqual([
       expect.stringMatching(/^SELECT @@max_allowed_packet/),
       partial,
     ]);
     const open = [...pool.prepared.values()].flatMap((set) => [...set]);
-    expect(open).toEqual([full]);
+    expect(open.sort()).toEqual([full, small].sort());
   });
 
   it("keepPrepared: false closes every statement", async () => {
@@ -456,16 +459,18 @@ describe("prepared statements", () => {
     expect([...pool.prepared.values()].flatMap((set) => [...set])).toEqual([]);
   });
 
-  it("closes the old full statement when maxBatchSize changes", async () => {
+  it("closes the old full statement when maxBatchSize changes, and keeps the small ones", async () => {
     const pool = new FakeMysqlPool();
-    const batcher = make(pool, { maxBatchSize: 4, concurrency: 1 });
-    await Promise.all(rows(4).map((r) => batcher.process(r)));
-    const old = pool.statements[0]?.sql;
-    batcher.setOptions({ maxBatchSize: 3 });
-    await Promise.all(rows(3).map((r) => batcher.process(r)));
+    const batcher = make(pool, { maxBatchSize: 20, concurrency: 1 });
+    await Promise.all(rows(20).map((r) => batcher.process(r)));
+    await Promise.all(rows(2).map((r) => batcher.process(r)));
+    const [old, small] = pool.statements.map((s) => s.sql);
+    batcher.setOptions({ maxBatchSize: 12 });
+    await Promise.all(rows(12).map((r) => batcher.process(r)));
     expect(pool.unprepared.map((u) => u.sql)).toContain(old);
+    expect(pool.unprepared.map((u) => u.sql)).not.toContain(small);
     const open = [...pool.prepared.values()].flatMap((set) => [...set]);
-    expect(open).toEqual([pool.statements[1]?.sql]);
+    expect(open.sort()).toEqual([small, pool.statements[2]?.sql].sort());
   });
 });
 
