@@ -287,7 +287,7 @@ export class MysqlLoadBatcher<Key = unknown, Row = Record<string, unknown>> exte
       this.#maxBatchSize = tuned.maxBatchSize;
       // Close the statements of sizes no batch is padded to any more.
       for (const [size, statement] of this.#kept) {
-        if (size > this.#maxBatchSize || (size & (size - 1)) !== 0) {
+        if (!this.#isKeptSize(size)) {
           this.#statements.retire(statement);
           this.#kept.delete(size);
         }
@@ -356,6 +356,7 @@ export class MysqlLoadBatcher<Key = unknown, Row = Record<string, unknown>> exte
     return Math.min(size, this.#maxBatchSize);
   }
 
+  /** Whether batches are sent with `size` keys (and its statement kept): see `#sizeFor`. */
   #isKeptSize(size: number): boolean {
     return size === this.#maxBatchSize || (size <= this.#maxBatchSize && (size & (size - 1)) === 0);
   }
