@@ -348,10 +348,9 @@ const RETIRED_KEPT = 16;
  * per row count, and each prepared statement holds server memory (about 4.8 MB for 1,000 rows
  * of 10 columns on MariaDB 10.11; `max_prepared_stmt_count` is 16,382 for the whole server): so
  * a batcher says which statements to keep for reuse (the insert batcher's of a full batch and of
- * batches of up to 8 rows, the
- * load batcher's of its padded sizes), and every other one is closed after its single use. A
- * statement no longer kept (`maxBatchSize` changed) is retired: closed on each connection as it
- * is next checked out.
+ * batches of up to 8 rows, the load batcher's of its padded sizes), and every other one is
+ * closed after its single use. A statement no longer kept (`maxBatchSize` changed) is retired:
+ * closed on each connection as it is next checked out.
  */
 export class Statements {
   readonly #pool: MysqlPool;
