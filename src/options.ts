@@ -514,7 +514,8 @@ function executorOption(value: unknown): Executor<unknown, unknown> | undefined 
   return executor as Executor<unknown, unknown>;
 }
 
-function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
+/** `value` when it is a boolean, `fallback` when it is `undefined`; a `TypeError` naming `name` otherwise. */
+export function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
   if (value === undefined) return fallback;
   if (typeof value !== "boolean")
     throw new TypeError(`${name} must be a boolean, got ${describe(value)}`);

@@ -193,17 +193,17 @@ export class Lane<T> implements HeapNode {
       if (queue.size > 0) break;
     }
     taken.minSeq = minSeq;
-    if (dedupe !== undefined && this.size === 0) {
-      // Every caller was taken: no key is waiting any more.
-      dedupe.clear();
-      this.distinctWeight = 0;
-      taken.seen = undefined;
-      taken.callerWeights = undefined;
-    } else if (dedupe !== undefined) {
-      const keys = taken.keys as unknown[];
-      const weights = taken.callerWeights;
-      for (let i = 0; i < keys.length; i++) {
-        this.uncountKey(keys[i], weights === undefined ? 0 : (weights[i] as number));
+    if (dedupe !== undefined) {
+      if (this.size === 0) {
+        // Every caller was taken: no key is waiting any more.
+        dedupe.clear();
+        this.distinctWeight = 0;
+      } else {
+        const keys = taken.keys as unknown[];
+        const weights = taken.callerWeights;
+        for (let i = 0; i < keys.length; i++) {
+          this.uncountKey(keys[i], weights === undefined ? 0 : (weights[i] as number));
+        }
       }
       taken.seen = undefined;
       taken.callerWeights = undefined;

@@ -170,14 +170,6 @@ export function packetOption(value: unknown): number | undefined {
   return value;
 }
 
-export function booleanOption(name: string, value: unknown, fallback: boolean): boolean {
-  if (value === undefined) return fallback;
-  if (typeof value !== "boolean") {
-    throw new TypeError(`${name} must be a boolean, got ${describe(value)}`);
-  }
-  return value;
-}
-
 /** Core options a database batcher sets itself: passing them is a mistake. */
 const RESERVED = [
   "keyOf",

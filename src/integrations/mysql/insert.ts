@@ -1,10 +1,14 @@
 import { AsyncBatcher } from "../../batcher.js";
 import { InvalidInputError, ItemTooLargeError } from "../../errors.js";
-import { type BatcherOptions, describe, type TunableOptions } from "../../options.js";
+import {
+  type BatcherOptions,
+  booleanOption,
+  describe,
+  type TunableOptions,
+} from "../../options.js";
 import type { BatchResult, ProcessOptions } from "../../types.js";
 import { Lazy } from "../shared/lazy.js";
 import {
-  booleanOption,
   coreOptions,
   identifierListOption,
   isStatementLevel,

@@ -242,15 +242,6 @@ export function isStalePlan(error: unknown): boolean {
   );
 }
 
-/** Checks `prepare`. */
-export function prepareOption(value: unknown): boolean {
-  if (value === undefined) return true;
-  if (typeof value !== "boolean") {
-    throw new TypeError(`prepare must be a boolean, got ${describe(value)}`);
-  }
-  return value;
-}
-
 /** Whether the error says the table's shape may have changed since it was read (class 42). */
 export function isSchemaError(error: unknown): boolean {
   const code = (error as { code?: unknown } | null)?.code;

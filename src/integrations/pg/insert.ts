@@ -1,6 +1,11 @@
 import { AsyncBatcher } from "../../batcher.js";
 import { InvalidInputError } from "../../errors.js";
-import { type BatcherOptions, describe, type TunableOptions } from "../../options.js";
+import {
+  type BatcherOptions,
+  booleanOption,
+  describe,
+  type TunableOptions,
+} from "../../options.js";
 import type { BatchResult, ProcessOptions } from "../../types.js";
 import { Lazy } from "../shared/lazy.js";
 import { type ColumnInfo, columnOf, readTableInfo, type TableInfo } from "./catalog.js";
@@ -15,7 +20,6 @@ import {
   PgStatement,
   type PgTable,
   poolOption,
-  prepareOption,
   type TunableDefaults,
   tableOption,
   withDefaults,
@@ -259,7 +263,7 @@ export class PgInsertBatcher<
     const columns = identifierListOption("columns", options.columns);
     const returning = returningOption(options.returning);
     const conflict = conflictOption(options.onConflict, columns);
-    const prepare = prepareOption(options.prepare);
+    const prepare = booleanOption("prepare", options.prepare, true);
     const core = coreOptions(
       options as unknown as Record<string, unknown>,
       OWN_KEYS,

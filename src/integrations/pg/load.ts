@@ -1,6 +1,11 @@
 import { AsyncBatcher } from "../../batcher.js";
 import { InvalidInputError } from "../../errors.js";
-import { type BatcherOptions, describe, type TunableOptions } from "../../options.js";
+import {
+  type BatcherOptions,
+  booleanOption,
+  describe,
+  type TunableOptions,
+} from "../../options.js";
 import type { BatchResult, ProcessOptions } from "../../types.js";
 import { Lazy } from "../shared/lazy.js";
 import { columnOf, readTableInfo } from "./catalog.js";
@@ -16,7 +21,6 @@ import {
   PgStatement,
   type PgTable,
   poolOption,
-  prepareOption,
   type TunableDefaults,
   tableOption,
   withDefaults,
@@ -162,7 +166,7 @@ export class PgLoadBatcher<Key = unknown, Row = Record<string, unknown>> extends
     }
     const pool = poolOption(options.pool);
     const key = identifierOption("key", options.key);
-    const prepare = prepareOption(options.prepare);
+    const prepare = booleanOption("prepare", options.prepare, true);
     let query: string | undefined;
     let table: { sql: string; label: string } | undefined;
     let columns: "*" | string[] = "*";
